@@ -1,0 +1,296 @@
+//! The copy engine: executes a [`Plan`].
+//!
+//! Order (DESIGN.md, Copy order and integrity): every missing blob, all at once up to `jobs`, each
+//! moved once however many platforms share it (a cross-repository mount first, else a stream from
+//! source to destination, verified against its digest on the way); then child manifests by digest;
+//! then nested indexes from the deepest up; then the root, whose push by tag is the last write. So an
+//! interrupted or failed run never leaves the tag on incomplete content, and a rerun skips what is there.
+//!
+//! The engine does not print and does not re-plan: it reports progress through [`Events`] and
+//! returns what happened; the caller decides what a refused index means.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::Error;
+use crate::oci::{ContentError, RawManifest, VerifyingStream};
+use crate::plan::{Plan, PlannedBlob};
+use crate::transport::{PushAs, RegistryErrorItem, Transport, TransportError};
+
+/// Progress the engine reports; the CLI renders it.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A blob transfer starts; `progress` counts the bytes that have passed so far (a progress bar
+    /// polls it).
+    BlobStarted { blob: &'a PlannedBlob, progress: Arc<AtomicU64> },
+    BlobDone { blob: &'a PlannedBlob, how: BlobHow },
+    ManifestPushed { digest: &'a crate::oci::Digest, media_type: &'a str, tag: Option<&'a str> },
+    Retrying { what: String, attempt: u32, error: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobHow {
+    Transferred,
+    Mounted,
+}
+
+pub trait Events: Send + Sync {
+    fn event(&self, event: Event<'_>);
+}
+
+/// Events nobody listens to.
+pub struct NoEvents;
+impl Events for NoEvents {
+    fn event(&self, _: Event<'_>) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub jobs: usize,
+    pub retry_times: u32,
+}
+
+/// What an execution did.
+#[derive(Debug, Clone, Default)]
+pub struct Executed {
+    pub transferred_count: u64,
+    pub transferred_bytes: u64,
+    pub mounted_count: u64,
+    pub manifests_pushed: u64,
+}
+
+/// How the root (or a nested index) push ended.
+#[derive(Debug, Clone)]
+pub enum RootResult {
+    Pushed,
+    UpToDate,
+    /// The destination refused an index push.
+    Refused {
+        digest: crate::oci::Digest,
+        status: u16,
+        errors: Vec<RegistryErrorItem>,
+    },
+}
+
+/// Execute `plan`: blobs, child manifests, nested indexes, then the root.
+pub async fn execute(
+    plan: &Plan,
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    opts: &ExecOptions,
+    events: &dyn Events,
+) -> Result<(RootResult, Executed), Error> {
+    let mut done = Executed::default();
+    if plan.up_to_date {
+        return Ok((RootResult::UpToDate, done));
+    }
+    copy_blobs(plan.blobs.iter().filter(|b| !b.present), src, dst, opts, events, &mut done).await?;
+
+    let (images, indexes) = plan.push_order();
+    let jobs = opts.jobs.max(1);
+    let pushed: Vec<()> = futures::stream::iter(images.into_iter().filter(|m| !m.present).map(|m| async move {
+        push_manifest(dst, &m.raw, &PushAs::Child, opts, events).await
+    }))
+    .buffer_unordered(jobs)
+    .try_collect()
+    .await?;
+    done.manifests_pushed += pushed.len() as u64;
+
+    for m in indexes.into_iter().filter(|m| !m.present) {
+        match push_index(dst, &m.raw, &PushAs::Child, opts, events).await? {
+            Some(refused) => return Ok((refused, done)),
+            None => done.manifests_pushed += 1,
+        }
+    }
+    let root_as = PushAs::Root { tag: plan.tag.clone() };
+    if plan.root.present && plan.tag.is_none() {
+        return Ok((RootResult::UpToDate, done));
+    }
+    if let Some(refused) = push_index(dst, &plan.root.raw, &root_as, opts, events).await? {
+        return Ok((refused, done));
+    }
+    done.manifests_pushed += 1;
+    dst.finish().await.map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
+    Ok((RootResult::Pushed, done))
+}
+
+/// Push the manifests of a rewritten (stripped) index tree: nested ones by digest, the root last.
+pub async fn push_rewritten(
+    nested: &[RawManifest],
+    root: &RawManifest,
+    tag: Option<String>,
+    dst: &dyn Transport,
+    opts: &ExecOptions,
+    events: &dyn Events,
+) -> Result<(), Error> {
+    for m in nested {
+        push_manifest(dst, m, &PushAs::Child, opts, events).await?;
+    }
+    push_manifest(dst, root, &PushAs::Root { tag }, opts, events).await?;
+    dst.finish().await.map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))
+}
+
+/// Push an index; a refusal with a spec error status is returned, not raised, so the caller can
+/// apply `--on-sparse-reject`.
+async fn push_index(
+    dst: &dyn Transport,
+    raw: &RawManifest,
+    push_as: &PushAs,
+    opts: &ExecOptions,
+    events: &dyn Events,
+) -> Result<Option<RootResult>, Error> {
+    match push_manifest_inner(dst, raw, push_as, opts, events).await {
+        Ok(()) => Ok(None),
+        Err(TransportError::Registry { status, errors, .. })
+            if crate::oci::is_index_media_type(&raw.media_type) && (400..500).contains(&status) && status != 401 && status != 403 =>
+        {
+            Ok(Some(RootResult::Refused {
+                digest: raw.digest.clone(),
+                status,
+                errors,
+            }))
+        }
+        Err(e) => Err(Error::transport(format!("pushing {} to {}", raw.digest, dst.location()), e)),
+    }
+}
+
+async fn push_manifest(
+    dst: &dyn Transport,
+    raw: &RawManifest,
+    push_as: &PushAs,
+    opts: &ExecOptions,
+    events: &dyn Events,
+) -> Result<(), Error> {
+    push_manifest_inner(dst, raw, push_as, opts, events)
+        .await
+        .map_err(|e| Error::transport(format!("pushing manifest {} to {}", raw.digest, dst.location()), e))
+}
+
+async fn push_manifest_inner(
+    dst: &dyn Transport,
+    raw: &RawManifest,
+    push_as: &PushAs,
+    _opts: &ExecOptions,
+    events: &dyn Events,
+) -> Result<(), TransportError> {
+    dst.put_manifest(raw, push_as).await?;
+    let tag = match push_as {
+        PushAs::Root { tag } => tag.as_deref(),
+        PushAs::Child => None,
+    };
+    events.event(Event::ManifestPushed {
+        digest: &raw.digest,
+        media_type: &raw.media_type,
+        tag,
+    });
+    Ok(())
+}
+
+async fn copy_blobs<'a>(
+    blobs: impl Iterator<Item = &'a PlannedBlob>,
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    opts: &ExecOptions,
+    events: &dyn Events,
+    done: &mut Executed,
+) -> Result<(), Error> {
+    let results: Vec<(BlobHow, u64)> = futures::stream::iter(blobs.map(|b| async move {
+        let how = copy_blob(b, src, dst, opts, events).await?;
+        Ok::<_, Error>((how, b.size))
+    }))
+    .buffer_unordered(opts.jobs.max(1))
+    .try_collect()
+    .await?;
+    for (how, size) in results {
+        match how {
+            BlobHow::Transferred => {
+                done.transferred_count += 1;
+                done.transferred_bytes += size;
+            }
+            BlobHow::Mounted => done.mounted_count += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Move one blob: mount if the destination can, else stream it, verified, with retries.
+pub async fn copy_blob(
+    blob: &PlannedBlob,
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    opts: &ExecOptions,
+    events: &dyn Events,
+) -> Result<BlobHow, Error> {
+    let desc = blob.descriptor();
+    let progress = Arc::new(AtomicU64::new(0));
+    events.event(Event::BlobStarted { blob, progress: progress.clone() });
+    if dst.mount_blob(&desc, src).await.unwrap_or(false) {
+        events.event(Event::BlobDone { blob, how: BlobHow::Mounted });
+        return Ok(BlobHow::Mounted);
+    }
+    let mut attempt = 0;
+    loop {
+        match stream_blob(blob, src, dst, &progress).await {
+            Ok(()) => {
+                events.event(Event::BlobDone {
+                    blob,
+                    how: BlobHow::Transferred,
+                });
+                return Ok(BlobHow::Transferred);
+            }
+            Err(e) if e.is_retryable() && attempt < opts.retry_times => {
+                attempt += 1;
+                events.event(Event::Retrying {
+                    what: format!("blob {}", blob.digest.short()),
+                    attempt,
+                    error: e.to_string(),
+                });
+                let base = 250u64 << attempt.min(6);
+                tokio::time::sleep(Duration::from_millis(base + rand::random_range(0..=base / 2))).await;
+            }
+            Err(e) => {
+                return Err(Error::transport(
+                    format!("copying blob {} ({}) from {} to {}", blob.digest, blob.used_by.join(", "), src.location(), dst.location()),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
+async fn stream_blob(blob: &PlannedBlob, src: &dyn Transport, dst: &dyn Transport, seen: &Arc<AtomicU64>) -> Result<(), TransportError> {
+    let desc = blob.descriptor();
+    let stream = src.get_blob(&desc).await?;
+    // A content error raised inside the upload body surfaces from the HTTP client as an I/O error;
+    // remember it so the real cause is reported (and not retried).
+    let content_error: Arc<std::sync::Mutex<Option<ContentError>>> = Arc::default();
+    seen.store(0, Ordering::Relaxed);
+    let verified = VerifyingStream::new(stream, &blob.digest, blob.size);
+    let recorder = content_error.clone();
+    let counted = seen.clone();
+    let body = verified
+        .map(move |r: Result<bytes::Bytes, TransportError>| {
+            match &r {
+                Ok(chunk) => {
+                    counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                Err(TransportError::Content(e)) => {
+                    if let Ok(mut slot) = recorder.lock() {
+                        *slot = Some(e.clone());
+                    }
+                }
+                Err(_) => {}
+            }
+            r
+        })
+        .boxed();
+    let result = dst.put_blob(&desc, body).await;
+    if let Some(e) = content_error.lock().ok().and_then(|mut s| s.take()) {
+        return Err(TransportError::Content(e));
+    }
+    result
+}
+

@@ -1,0 +1,299 @@
+//! Operations: one function per command, tying the pipeline together.
+//!
+//! `copy_image`: open the two locations → [`plan`](crate::plan::plan) → (dry run: report the plan) →
+//! [`execute`](crate::copy::execute) → when the destination refuses the sparse index, apply
+//! `--on-sparse-reject` (report the alternatives and their cost, complete, or strip) → [`Report`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::copy::{self, Events, ExecOptions, RootResult};
+use crate::error::Error;
+use crate::oci::{self, Digest, RawManifest};
+use crate::plan::{self, Plan, PlanOptions};
+use crate::reference::{ImageRef, Target};
+use crate::report::{BlobReport, Outcome, Rejection, Report, pushed_outcome};
+use crate::select::Selection;
+use crate::transport::archive::ArchiveTransport;
+use crate::transport::layout::LayoutTransport;
+use crate::transport::registry::{RegistryClient, RegistryOptions, RegistryRepo};
+use crate::transport::{RegistryErrorItem, Transport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSparseReject {
+    #[default]
+    Report,
+    Complete,
+    Strip,
+}
+
+/// Everything `copy` needs, resolved from flags (or a sync config); no clap types.
+#[derive(Debug, Clone)]
+pub struct CopySettings {
+    pub plan: PlanOptions,
+    pub exec: ExecOptions,
+    pub on_sparse_reject: OnSparseReject,
+    pub dry_run: bool,
+    pub source: RegistryOptions,
+    pub destination: RegistryOptions,
+}
+
+/// An opened location and the manifest in it that the reference names.
+pub struct Opened {
+    pub transport: Box<dyn Transport>,
+    pub target: Option<Target>,
+}
+
+/// Open a reference as a transport. `push`: it is a destination.
+pub fn open(reference: &ImageRef, push: bool, options: &RegistryOptions) -> Result<Opened, Error> {
+    Ok(match reference {
+        ImageRef::Registry(r) => {
+            let client = RegistryClient::new(&r.registry, r.api_host(), options.clone())
+                .map_err(|e| Error::transport(format!("opening {r}"), e))?;
+            Opened {
+                transport: Box::new(RegistryRepo::new(client, &r.repository, push)),
+                target: Some(r.target()),
+            }
+        }
+        ImageRef::Layout(l) => Opened {
+            transport: Box::new(LayoutTransport::new(&l.path)),
+            target: l.target.clone(),
+        },
+        ImageRef::Archive(l) => Opened {
+            transport: Box::new(ArchiveTransport::new(&l.path)),
+            target: l.target.clone(),
+        },
+    })
+}
+
+/// Resolve the source manifest a reference names (a layout without a tag: its only image).
+fn source_target(reference: &ImageRef, opened: &Opened) -> Result<Target, Error> {
+    if let Some(t) = &opened.target {
+        return Ok(t.clone());
+    }
+    let default = match reference {
+        ImageRef::Layout(l) => LayoutTransport::new(&l.path).default_target(),
+        ImageRef::Archive(l) => ArchiveTransport::new(&l.path).default_target(),
+        ImageRef::Registry(r) => return Ok(r.target()),
+    };
+    default.map_err(|e| Error::transport(format!("reading {reference}"), e))
+}
+
+/// The tag the destination gets, and a digest it must have when the reference names one.
+fn destination_tag(reference: &ImageRef) -> (Option<String>, Option<Digest>) {
+    match reference {
+        ImageRef::Registry(r) => (r.tag.clone().filter(|_| r.digest.is_none() || r.tag.is_some()), r.digest.clone()),
+        ImageRef::Layout(l) | ImageRef::Archive(l) => match &l.target {
+            Some(Target::Tag(t)) => (Some(t.clone()), None),
+            Some(Target::Digest(d)) => (None, Some(d.clone())),
+            None => (None, None),
+        },
+    }
+}
+
+/// Copy (or, with `dry_run`, plan) one image.
+pub async fn copy_image(
+    src_ref: &ImageRef,
+    dst_ref: &ImageRef,
+    settings: &CopySettings,
+    events: Arc<dyn Events>,
+) -> Result<Report, Error> {
+    let src = open(src_ref, false, &settings.source)?;
+    let dst = open(dst_ref, true, &settings.destination)?;
+    let target = source_target(src_ref, &src)?;
+    let (tag, want_digest) = destination_tag(dst_ref);
+    let src_t = src.transport.as_ref();
+    let dst_t = dst.transport.as_ref();
+
+    let plan = plan::plan(src_t, &target, dst_t, tag.clone(), &settings.plan).await?;
+    if let Some(want) = want_digest
+        && want != plan.root.digest
+    {
+        return Err(Error::Usage(format!(
+            "the destination {dst_ref} names digest {want}, but the source is {}: drop the digest from the destination",
+            plan.root.digest
+        )));
+    }
+    if settings.dry_run {
+        return Ok(Report::from_plan(&plan, Outcome::Planned, true));
+    }
+    let (result, done) = copy::execute(&plan, src_t, dst_t, &settings.exec, events.as_ref()).await?;
+    let mut report;
+    match result {
+        RootResult::Pushed => {
+            report = Report::from_plan(&plan, pushed_outcome(plan.kind), false);
+        }
+        RootResult::UpToDate => {
+            report = Report::from_plan(&plan, Outcome::UpToDate, false);
+        }
+        RootResult::Refused { digest, status, errors } => {
+            if !is_sparse_rejection(&plan, &errors) {
+                return Err(Error::Failed(format!(
+                    "{} refused the index {digest} (HTTP {status}: {}), and not because of the entries left out",
+                    dst_t.location(),
+                    describe_errors(&errors)
+                )));
+            }
+            report = match settings.on_sparse_reject {
+                OnSparseReject::Report => {
+                    let mut r = Report::from_plan(&plan, Outcome::Rejected, false);
+                    r.rejection = Some(rejection(&plan, src_t, &target, dst_t, status, errors, settings).await?);
+                    r
+                }
+                OnSparseReject::Complete => {
+                    let full_opts = PlanOptions {
+                        selection: Selection::everything(),
+                        ..settings.plan.clone()
+                    };
+                    let full = plan::plan(src_t, &target, dst_t, tag.clone(), &full_opts).await.map_err(|e| {
+                        Error::Failed(format!(
+                            "the destination refused the sparse index and --on-sparse-reject complete cannot get the dropped entries: {e}; use --on-sparse-reject strip"
+                        ))
+                    })?;
+                    let (again, more) = copy::execute(&full, src_t, dst_t, &settings.exec, events.as_ref()).await?;
+                    if let RootResult::Refused { status, errors, .. } = again {
+                        return Err(Error::Failed(format!(
+                            "{} refused the complete index too (HTTP {status}: {})",
+                            dst_t.location(),
+                            describe_errors(&errors)
+                        )));
+                    }
+                    let mut r = Report::from_plan(&plan, Outcome::Completed, false);
+                    r.warnings.push(format!(
+                        "the destination refused the sparse index; the {} dropped entries were copied as well (+{} blob bytes)",
+                        plan.dropped().count(),
+                        more.transferred_bytes
+                    ));
+                    let all = copy::Executed {
+                        transferred_count: done.transferred_count + more.transferred_count,
+                        transferred_bytes: done.transferred_bytes + more.transferred_bytes,
+                        mounted_count: done.mounted_count + more.mounted_count,
+                        manifests_pushed: done.manifests_pushed + more.manifests_pushed,
+                    };
+                    fill_blobs(&mut r.blobs, &full, &all);
+                    return Ok(r);
+                }
+                OnSparseReject::Strip => {
+                    let (nested, root) = strip_tree(&plan)?;
+                    copy::push_rewritten(&nested, &root, tag.clone(), dst_t, &settings.exec, events.as_ref()).await?;
+                    let mut r = Report::from_plan(&plan, Outcome::Stripped, false);
+                    r.index.pushed_digest = Some(root.digest.clone());
+                    r.warnings.push(format!(
+                        "the destination refused the sparse index; pushed a stripped index {} in place of {}: signatures over the original will not verify",
+                        root.digest, plan.root.digest
+                    ));
+                    r
+                }
+            };
+        }
+    }
+    fill_blobs(&mut report.blobs, &plan, &done);
+    Ok(report)
+}
+
+/// Blob counts after execution: `count`/`bytes` are every blob the copied image uses, `transferred*`
+/// what moved now, `mounted*` what a cross-repository mount made present, `present*` the rest.
+fn fill_blobs(blobs: &mut BlobReport, counted: &Plan, done: &copy::Executed) {
+    let t = counted.blob_totals();
+    let mut mounted_bytes = 0;
+    if done.mounted_count > 0 {
+        // Mounted blobs are those of the plan that were missing and not transferred.
+        mounted_bytes = t.transferred_bytes.saturating_sub(done.transferred_bytes);
+    }
+    blobs.totals.count = t.count;
+    blobs.totals.bytes = t.bytes;
+    blobs.totals.transferred_count = done.transferred_count;
+    blobs.totals.transferred_bytes = done.transferred_bytes;
+    blobs.mounted_count = done.mounted_count;
+    blobs.mounted_bytes = mounted_bytes;
+    blobs.totals.present_count = t.count.saturating_sub(done.transferred_count + done.mounted_count);
+    blobs.totals.present_bytes = t.bytes.saturating_sub(done.transferred_bytes + mounted_bytes);
+}
+
+const SPARSE_CODES: [&str; 3] = ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_INVALID"];
+
+/// A refusal is a sparse rejection when it carries one of the spec codes for missing references and
+/// every digest it names is one that selection left out.
+pub fn is_sparse_rejection(plan: &Plan, errors: &[RegistryErrorItem]) -> bool {
+    if !plan.is_sparse() || !errors.iter().any(|e| SPARSE_CODES.contains(&e.code.as_str())) {
+        return false;
+    }
+    let dropped: std::collections::BTreeSet<&Digest> = plan.dropped().map(|e| &e.digest).collect();
+    errors
+        .iter()
+        .filter_map(|e| e.detail.trim_matches('"').parse::<Digest>().ok())
+        .all(|d| dropped.contains(&d))
+}
+
+fn describe_errors(errors: &[RegistryErrorItem]) -> String {
+    if errors.is_empty() {
+        return "no error body".into();
+    }
+    errors
+        .iter()
+        .map(|e| format!("{} {}", e.code, if e.detail.is_empty() { &e.message } else { &e.detail }))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn rejection(
+    plan: &Plan,
+    src: &dyn Transport,
+    target: &Target,
+    dst: &dyn Transport,
+    status: u16,
+    errors: Vec<RegistryErrorItem>,
+    settings: &CopySettings,
+) -> Result<Rejection, Error> {
+    let (_, stripped) = strip_tree(plan)?;
+    let full_opts = PlanOptions {
+        selection: Selection::everything(),
+        ..settings.plan.clone()
+    };
+    let (complete_possible, complete_extra_bytes) = match plan::plan(src, target, dst, plan.tag.clone(), &full_opts).await {
+        Ok(full) => (
+            true,
+            full.blob_totals().transferred_bytes
+                + full.manifests.iter().filter(|m| !m.present).map(|m| m.size).sum::<u64>(),
+        ),
+        Err(_) => (false, 0),
+    };
+    Ok(Rejection {
+        status,
+        errors,
+        complete_extra_bytes,
+        complete_extra_entries: plan.dropped().count(),
+        complete_possible,
+        stripped_digest: stripped.digest,
+    })
+}
+
+/// The stripped versions of the plan's indexes: nested ones that lose entries (deepest first) and
+/// the root, each listing only kept entries, with nested descriptors pointing at stripped children.
+pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error> {
+    let mut replace: BTreeMap<Digest, (Digest, u64)> = BTreeMap::new();
+    let mut nested = Vec::new();
+    let strip = |raw: &RawManifest, replace: &BTreeMap<Digest, (Digest, u64)>| -> Result<Option<RawManifest>, Error> {
+        let entries: Vec<_> = plan.entries.iter().filter(|e| e.parent == raw.digest).collect();
+        let changed = entries.iter().any(|e| !e.keep || replace.contains_key(&e.digest));
+        if !changed {
+            return Ok(None);
+        }
+        let kept: std::collections::BTreeSet<&Digest> = entries.iter().filter(|e| e.keep).map(|e| &e.digest).collect();
+        let bytes = oci::strip_index(&raw.bytes, &|d| kept.contains(d), replace)
+            .map_err(|e| Error::Failed(format!("cannot strip the index {}: {e}", raw.digest)))?;
+        Ok(Some(RawManifest::new(bytes, &raw.media_type)))
+    };
+    let (_, indexes) = plan.push_order();
+    for m in indexes {
+        if let Some(new) = strip(&m.raw, &replace)? {
+            replace.insert(m.digest.clone(), (new.digest.clone(), new.size()));
+            nested.push(new);
+        }
+    }
+    let root = strip(&plan.root.raw, &replace)?.unwrap_or_else(|| plan.root.raw.clone());
+    Ok((nested, root))
+}

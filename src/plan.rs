@@ -1,0 +1,550 @@
+//! The plan: everything one image copy will move, decided before anything is written.
+//!
+//! [`plan`] reads the source (the root manifest, nested indexes, the kept children) and only asks
+//! the destination what it already has (HEAD requests). The resulting [`Plan`] is plain data: the
+//! copy engine executes it, `plan` / `--dry-run` print it, `sync` compares it. Nothing in here
+//! writes anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
+use crate::platform::{Platform, PlatformSpec};
+use crate::reference::Target;
+use crate::select::{self, Decision, EntryKind, Selection};
+use crate::transport::{SparseSupport, Transport};
+
+/// What to copy and how; resolved from the command line or a sync config.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub selection: Selection,
+    pub skip_missing_platforms: bool,
+    /// Concurrent requests while planning (HEADs, child manifests).
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RootKind {
+    /// An index (or manifest list) with its selected children.
+    Index,
+    /// A single image manifest.
+    Single,
+}
+
+/// One manifest the copy pushes (a child image, a nested index, or the root).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedManifest {
+    #[serde(skip)]
+    pub raw: RawManifest,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Nesting depth: 0 for the root, 1 for its entries, …
+    pub depth: usize,
+    /// Already at the destination (by digest).
+    pub present: bool,
+}
+
+/// One index entry and what selection made of it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedEntry {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub keep: bool,
+    pub reason: String,
+    /// The index this entry is listed in.
+    pub parent: Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attests: Option<Digest>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedBlob {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub present: bool,
+    /// The platforms (or entry digests) whose manifests use this blob.
+    pub used_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+}
+
+impl PlannedBlob {
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            platform: None,
+            annotations: None,
+            artifact_type: None,
+            urls: self.urls.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub source: String,
+    pub destination: String,
+    pub kind: RootKind,
+    pub root: PlannedManifest,
+    /// The tag the destination gets (none: by digest only).
+    pub tag: Option<String>,
+    /// What the destination tag points at now.
+    pub destination_digest: Option<Digest>,
+    pub entries: Vec<PlannedEntry>,
+    /// Child manifests and nested indexes to push, deepest last is not implied: see [`Plan::push_order`].
+    pub manifests: Vec<PlannedManifest>,
+    pub blobs: Vec<PlannedBlob>,
+    /// The destination tag already has the source digest and every selected child is present.
+    pub up_to_date: bool,
+    pub sparse_support: SparseSupport,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Whether some index entry is dropped (the index will be pushed sparse).
+    pub fn is_sparse(&self) -> bool {
+        self.entries.iter().any(|e| !e.keep)
+    }
+
+    pub fn dropped(&self) -> impl Iterator<Item = &PlannedEntry> {
+        self.entries.iter().filter(|e| !e.keep)
+    }
+
+    /// Image manifests (any depth) first, then indexes from the deepest up. The root is not included.
+    pub fn push_order(&self) -> (Vec<&PlannedManifest>, Vec<&PlannedManifest>) {
+        let (mut indexes, images): (Vec<&PlannedManifest>, Vec<&PlannedManifest>) =
+            self.manifests.iter().partition(|m| oci::is_index_media_type(&m.media_type));
+        indexes.sort_by(|a, b| b.depth.cmp(&a.depth));
+        (images, indexes)
+    }
+
+    pub fn blob_totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for b in &self.blobs {
+            t.count += 1;
+            t.bytes += b.size;
+            if b.present || self.up_to_date {
+                t.present_count += 1;
+                t.present_bytes += b.size;
+            }
+        }
+        t.transferred_count = t.count - t.present_count;
+        t.transferred_bytes = t.bytes - t.present_bytes;
+        t
+    }
+
+    /// Manifest bytes that would be pushed (children not present, plus the root).
+    pub fn manifest_bytes_to_push(&self) -> u64 {
+        if self.up_to_date {
+            return 0;
+        }
+        self.manifests.iter().filter(|m| !m.present).map(|m| m.size).sum::<u64>() + self.root.size
+    }
+
+    /// The kept digests of every index in the plan.
+    pub fn kept_digests(&self) -> BTreeSet<Digest> {
+        self.entries.iter().filter(|e| e.keep).map(|e| e.digest.clone()).collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub count: u64,
+    pub bytes: u64,
+    pub present_count: u64,
+    pub present_bytes: u64,
+    pub transferred_count: u64,
+    pub transferred_bytes: u64,
+}
+
+/// Build the plan for copying `target` of `src` to `dst` (named `tag` there).
+pub async fn plan(
+    src: &dyn Transport,
+    target: &Target,
+    dst: &dyn Transport,
+    tag: Option<String>,
+    opts: &PlanOptions,
+) -> Result<Plan, Error> {
+    let jobs = opts.jobs.max(1);
+    let root_raw = match src.get_manifest(target).await.map_err(|e| Error::transport(format!("reading {}", src.location()), e))? {
+        Some(m) => m,
+        None => return Err(not_found(src, target).await),
+    };
+    let root_manifest = root_raw
+        .parse()
+        .map_err(|e| Error::Failed(format!("{}:{target}: {e}", src.location())))?;
+
+    let mut entries = Vec::new();
+    let mut manifests = Vec::new();
+    let mut warnings = Vec::new();
+    let mut image_manifests: Vec<(ParsedImage, Option<String>)> = Vec::new();
+
+    let kind = match &root_manifest {
+        Manifest::Image(m) => {
+            if let Some(specs) = &opts.selection.platforms {
+                check_single_platform(src, m, specs).await?;
+            }
+            image_manifests.push((ParsedImage { manifest: m.clone() }, None));
+            RootKind::Single
+        }
+        Manifest::Index(index) => {
+            let mut matched = BTreeSet::new();
+            let mut walker = Walker {
+                src,
+                opts,
+                entries: &mut entries,
+                manifests: &mut manifests,
+                matched: &mut matched,
+                images: &mut image_manifests,
+                jobs,
+            };
+            walker.walk(&root_raw.digest, index, 1).await?;
+            if let Some(specs) = &opts.selection.platforms {
+                let missing: Vec<&PlatformSpec> =
+                    specs.iter().enumerate().filter(|(i, _)| !matched.contains(i)).map(|(_, s)| s).collect();
+                if !missing.is_empty() {
+                    let available: Vec<String> =
+                        entries.iter().filter(|e| e.platform.is_some() && e.attests.is_none()).filter_map(|e| e.platform.clone()).collect();
+                    let missing_list = missing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+                    let msg = format!(
+                        "{}:{target} has no {} entry (it has: {})",
+                        src.location(),
+                        missing_list,
+                        if available.is_empty() { "no platform entries".to_string() } else { available.join(", ") }
+                    );
+                    if !opts.skip_missing_platforms || missing.len() == specs.len() {
+                        let hint = if opts.skip_missing_platforms {
+                            "none of the requested platforms is there"
+                        } else {
+                            "pick platforms it has, or pass --skip-missing-platforms"
+                        };
+                        return Err(Error::Failed(format!("{msg}: {hint}")));
+                    }
+                    warnings.push(msg);
+                }
+            }
+            RootKind::Index
+        }
+    };
+
+    // Blobs of every kept image manifest, each once.
+    let mut blobs: BTreeMap<Digest, PlannedBlob> = BTreeMap::new();
+    let mut order = Vec::new();
+    for (img, who) in &image_manifests {
+        let who = who.clone().unwrap_or_else(|| "image".into());
+        for b in img.manifest.blobs() {
+            let entry = blobs.entry(b.digest.clone()).or_insert_with(|| {
+                order.push(b.digest.clone());
+                PlannedBlob {
+                    digest: b.digest.clone(),
+                    media_type: b.media_type.clone(),
+                    size: b.size,
+                    present: false,
+                    used_by: vec![],
+                    urls: b.urls.clone(),
+                }
+            });
+            if !entry.used_by.contains(&who) {
+                entry.used_by.push(who.clone());
+            }
+        }
+    }
+    let mut blobs: Vec<PlannedBlob> = order.into_iter().filter_map(|d| blobs.remove(&d)).collect();
+
+    // What the destination has.
+    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
+    let destination_digest = match &tag {
+        Some(t) => dst.head_manifest(&Target::Tag(t.clone())).await.map_err(dest_err)?,
+        None => None,
+    };
+    let present_manifests: Vec<bool> = futures::stream::iter(manifests.iter().map(|m: &PlannedManifest| {
+        let d = m.digest.clone();
+        async move { dst.head_manifest(&Target::Digest(d)).await.map(|r| r.is_some()) }
+    }))
+    .buffered(jobs)
+    .try_collect()
+    .await
+    .map_err(dest_err)?;
+    for (m, p) in manifests.iter_mut().zip(present_manifests) {
+        m.present = p;
+    }
+    let root_present_by_tag = destination_digest.as_ref() == Some(&root_raw.digest);
+    let up_to_date = root_present_by_tag && manifests.iter().all(|m| m.present);
+    if !up_to_date {
+        let present_blobs: Vec<bool> = futures::stream::iter(blobs.iter().map(|b| {
+            let d = b.digest.clone();
+            async move { dst.has_blob(&d).await }
+        }))
+        .buffered(jobs)
+        .try_collect()
+        .await
+        .map_err(dest_err)?;
+        for (b, p) in blobs.iter_mut().zip(present_blobs) {
+            b.present = p;
+        }
+    }
+    let root_present = root_present_by_tag
+        || (tag.is_none() && dst.head_manifest(&Target::Digest(root_raw.digest.clone())).await.map_err(dest_err)?.is_some());
+    let sparse_support = dst.sparse_support().await;
+    let root = PlannedManifest {
+        digest: root_raw.digest.clone(),
+        media_type: root_raw.media_type.clone(),
+        size: root_raw.size(),
+        raw: root_raw,
+        platform: None,
+        depth: 0,
+        present: root_present,
+    };
+    Ok(Plan {
+        source: src.location(),
+        destination: dst.location(),
+        kind,
+        root,
+        tag,
+        destination_digest,
+        entries,
+        manifests,
+        blobs,
+        up_to_date,
+        sparse_support,
+        warnings,
+    })
+}
+
+struct ParsedImage {
+    manifest: oci::ImageManifest,
+}
+
+struct Walker<'a> {
+    src: &'a dyn Transport,
+    opts: &'a PlanOptions,
+    entries: &'a mut Vec<PlannedEntry>,
+    manifests: &'a mut Vec<PlannedManifest>,
+    matched: &'a mut BTreeSet<usize>,
+    images: &'a mut Vec<(ParsedImage, Option<String>)>,
+    jobs: usize,
+}
+
+impl Walker<'_> {
+    /// Select inside `index` (listed at `depth`), recursing into nested indexes; returns whether
+    /// anything in it is kept.
+    fn walk<'b>(
+        &'b mut self,
+        index_digest: &'b Digest,
+        index: &'b oci::Index,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'b, Result<bool, Error>> {
+        Box::pin(async move {
+            if depth > 8 {
+                return Err(Error::Failed(format!("{}: indexes nested more than 8 deep", self.src.location())));
+            }
+            // Nested indexes first: their decision depends on their children.
+            let mut nested: BTreeMap<Digest, bool> = BTreeMap::new();
+            for d in index.manifests.iter().filter(|d| select::classify(d) == EntryKind::NestedIndex) {
+                if nested.contains_key(&d.digest) {
+                    continue;
+                }
+                let raw = self.fetch_child(d, None).await?;
+                let Manifest::Index(child) = raw.parse().map_err(|e| {
+                    Error::Failed(format!("{}@{}: {e}", self.src.location(), d.digest))
+                })?
+                else {
+                    return Err(Error::Failed(format!(
+                        "{}@{}: listed as an index, but it is an image manifest",
+                        self.src.location(),
+                        d.digest
+                    )));
+                };
+                let manifests_before = self.manifests.len();
+                let images_before = self.images.len();
+                let kept = self.walk(&d.digest, &child, depth + 1).await?;
+                if kept {
+                    self.manifests.push(PlannedManifest {
+                        digest: raw.digest.clone(),
+                        media_type: raw.media_type.clone(),
+                        size: raw.size(),
+                        raw,
+                        platform: None,
+                        depth,
+                        present: false,
+                    });
+                } else {
+                    // Nothing inside is kept: drop what the recursion recorded as pushes, keep decisions.
+                    self.manifests.truncate(manifests_before);
+                    self.images.truncate(images_before);
+                }
+                nested.insert(d.digest.clone(), kept);
+            }
+            let sel = select::select_index(index, &self.opts.selection, &|d| nested.get(d).copied());
+            self.matched.extend(sel.matched.iter().copied());
+
+            let mut to_fetch = Vec::new();
+            for (d, decision) in index.manifests.iter().zip(&sel.decisions) {
+                let (keep, reason) = match decision {
+                    Decision::Keep(r) => (true, r.clone()),
+                    Decision::Drop(r) => (false, r.clone()),
+                    Decision::Nested => (false, "undecided".to_string()),
+                };
+                let platform = d.platform.as_ref().map(Platform::to_string);
+                self.entries.push(PlannedEntry {
+                    digest: d.digest.clone(),
+                    media_type: d.media_type.clone(),
+                    size: d.size,
+                    platform: platform.clone(),
+                    keep,
+                    reason,
+                    parent: index_digest.clone(),
+                    attests: d.attests(),
+                });
+                if keep && !d.is_index() {
+                    let who = match &d.attests() {
+                        Some(of) => format!("attestation of {}", of.short()),
+                        None => platform.clone().unwrap_or_else(|| d.digest.short()),
+                    };
+                    to_fetch.push((d.clone(), who));
+                }
+            }
+            let src = self.src;
+            let fetched: Vec<(RawManifest, Descriptor, String)> = futures::stream::iter(to_fetch.into_iter().map(|(d, who)| async move {
+                let raw = fetch(src, &d, Some(&who)).await?;
+                Ok::<_, Error>((raw, d, who))
+            }))
+            .buffered(self.jobs)
+            .try_collect()
+            .await?;
+            let mut any = sel.decisions.iter().any(Decision::is_keep);
+            for (raw, d, who) in fetched {
+                let manifest = match raw.parse() {
+                    Ok(Manifest::Image(m)) => m,
+                    Ok(Manifest::Index(_)) => {
+                        return Err(Error::Failed(format!(
+                            "{}@{}: listed as an image manifest ({}), but it is an index",
+                            src.location(),
+                            d.digest,
+                            d.media_type
+                        )));
+                    }
+                    Err(e) => return Err(Error::Failed(format!("{}@{}: {e}", src.location(), d.digest))),
+                };
+                self.manifests.push(PlannedManifest {
+                    digest: raw.digest.clone(),
+                    media_type: raw.media_type.clone(),
+                    size: raw.size(),
+                    raw,
+                    platform: d.platform.as_ref().map(Platform::to_string),
+                    depth,
+                    present: false,
+                });
+                self.images.push((ParsedImage { manifest }, Some(who)));
+                any = true;
+            }
+            Ok(any)
+        })
+    }
+
+    async fn fetch_child(&self, d: &Descriptor, who: Option<&str>) -> Result<RawManifest, Error> {
+        fetch(self.src, d, who).await
+    }
+}
+
+/// Fetch a child manifest by digest; its absence is an error (the source is itself sparse).
+async fn fetch(src: &dyn Transport, d: &Descriptor, who: Option<&str>) -> Result<RawManifest, Error> {
+    let what = who.map(|w| format!(" ({w})")).unwrap_or_default();
+    match src
+        .get_manifest(&Target::Digest(d.digest.clone()))
+        .await
+        .map_err(|e| Error::transport(format!("reading {}@{}{what}", src.location(), d.digest), e))?
+    {
+        Some(mut raw) => {
+            if raw.size() != d.size {
+                return Err(Error::Failed(format!(
+                    "{}@{}{what}: the index says {} bytes, the manifest has {}",
+                    src.location(),
+                    d.digest,
+                    d.size,
+                    raw.size()
+                )));
+            }
+            if oci::is_manifest_media_type(&d.media_type) {
+                raw.media_type = d.media_type.clone();
+            }
+            Ok(raw)
+        }
+        None => Err(Error::Failed(format!(
+            "{}@{}{what} is selected but the source does not have it (the source index is itself sparse); \
+             drop that platform or copy from a complete source",
+            src.location(),
+            d.digest
+        ))),
+    }
+}
+
+async fn not_found(src: &dyn Transport, target: &Target) -> Error {
+    let mut msg = format!("{}: {target} not found", src.location());
+    if let Target::Tag(_) = target
+        && let Ok(tags) = src.list_tags().await
+    {
+        if tags.is_empty() {
+            msg.push_str(" (the repository has no tags)");
+        } else {
+            let shown: Vec<&str> = tags.iter().take(10).map(String::as_str).collect();
+            let more = if tags.len() > 10 { format!(", and {} more", tags.len() - 10) } else { String::new() };
+            msg.push_str(&format!(" (it has: {}{more})", shown.join(", ")));
+        }
+    }
+    Error::Failed(msg)
+}
+
+/// A single-platform source with `--platform`: its config must match.
+async fn check_single_platform(src: &dyn Transport, m: &oci::ImageManifest, specs: &[PlatformSpec]) -> Result<(), Error> {
+    if m.config.size > oci::MAX_MANIFEST_BYTES as u64 {
+        return Err(Error::Failed(format!("{}: the image config is larger than 4 MiB", src.location())));
+    }
+    let mut stream = src
+        .get_blob(&m.config)
+        .await
+        .map_err(|e| Error::transport(format!("reading the config {} of {}", m.config.digest, src.location()), e))?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::transport(format!("reading the config of {}", src.location()), e))?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > m.config.size {
+            break;
+        }
+    }
+    if !m.config.digest.matches(&bytes) {
+        return Err(Error::Failed(format!(
+            "{}: the config blob does not match its digest {}",
+            src.location(),
+            m.config.digest
+        )));
+    }
+    let platform: Platform = serde_json::from_slice(&bytes).unwrap_or_default();
+    if specs.iter().any(|s| s.matches(&platform)) {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "{} is a single-platform image for {}, which does not match --platform {}",
+        src.location(),
+        if platform.is_real() { platform.to_string() } else { "an unknown platform".into() },
+        specs.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+    )))
+}

@@ -1,0 +1,344 @@
+//! The versioned JSON report (DESIGN.md, Report) and the readable text summary. Both are written to
+//! a `Write`; the terminal is the CLI's business.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::oci::{self, Digest};
+use crate::plan::{Plan, RootKind, Totals};
+use crate::transport::{RegistryErrorItem, SparseSupport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    Pushed,
+    Rejected,
+    Completed,
+    Stripped,
+    UpToDate,
+    Planned,
+    Single,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexReport {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub outcome: Outcome,
+    /// What the destination tag points at after the copy (the source digest unless stripped).
+    pub pushed_digest: Option<Digest>,
+    pub tag: Option<String>,
+    /// Whether the destination announced sparse-index support before the push.
+    pub sparse_support: SparseSupport,
+    /// Entries dropped by selection (the index is pushed sparse when non-zero).
+    pub dropped_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryReport {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub platform: Option<String>,
+    pub decision: &'static str,
+    pub reason: String,
+    /// The index that lists this entry (differs from the root for nested indexes).
+    pub parent: Digest,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrerReport {
+    pub digest: Digest,
+    pub subject: Digest,
+    pub artifact_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    pub status: u16,
+    pub errors: Vec<RegistryErrorItem>,
+    /// Bytes (blobs and manifests) `--on-sparse-reject complete` would add.
+    pub complete_extra_bytes: u64,
+    /// Entries `complete` would add.
+    pub complete_extra_entries: usize,
+    /// `false` when the source lacks the dropped entries (a sparse layout), so `complete` cannot work.
+    pub complete_possible: bool,
+    /// The digest of the index `--on-sparse-reject strip` would push.
+    pub stripped_digest: Digest,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobReport {
+    #[serde(flatten)]
+    pub totals: Totals,
+    /// Blobs made present by a cross-repository mount (neither present before nor transferred).
+    pub mounted_count: u64,
+    pub mounted_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub version: u32,
+    pub source: String,
+    pub destination: String,
+    pub dry_run: bool,
+    pub index: IndexReport,
+    pub entries: Vec<EntryReport>,
+    pub blobs: BlobReport,
+    pub referrers: Vec<ReferrerReport>,
+    pub rejection: Option<Rejection>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// In a dry run: every manifest and blob with its size and whether the destination has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanDetail>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDetail {
+    pub manifests: Vec<crate::plan::PlannedManifest>,
+    pub blobs: Vec<crate::plan::PlannedBlob>,
+    pub manifest_bytes_to_push: u64,
+}
+
+impl Report {
+    /// The report of a plan, before or after execution.
+    pub fn from_plan(plan: &Plan, outcome: Outcome, dry_run: bool) -> Report {
+        let pushed_digest = match outcome {
+            Outcome::Pushed | Outcome::Completed | Outcome::Single | Outcome::UpToDate => Some(plan.root.digest.clone()),
+            _ => None,
+        };
+        Report {
+            version: 1,
+            source: plan.source.clone(),
+            destination: plan.destination.clone(),
+            dry_run,
+            index: IndexReport {
+                digest: plan.root.digest.clone(),
+                media_type: plan.root.media_type.clone(),
+                size: plan.root.size,
+                outcome,
+                pushed_digest,
+                tag: plan.tag.clone(),
+                sparse_support: plan.sparse_support,
+                dropped_entries: plan.dropped().count(),
+            },
+            entries: plan
+                .entries
+                .iter()
+                .map(|e| EntryReport {
+                    digest: e.digest.clone(),
+                    media_type: e.media_type.clone(),
+                    size: e.size,
+                    platform: e.platform.clone(),
+                    decision: if e.keep { "keep" } else { "drop" },
+                    reason: e.reason.clone(),
+                    parent: e.parent.clone(),
+                })
+                .collect(),
+            blobs: BlobReport {
+                totals: plan.blob_totals(),
+                mounted_count: 0,
+                mounted_bytes: 0,
+            },
+            referrers: vec![],
+            rejection: None,
+            warnings: plan.warnings.clone(),
+            error: None,
+            plan: dry_run.then(|| PlanDetail {
+                manifests: plan.manifests.clone(),
+                blobs: plan.blobs.clone(),
+                manifest_bytes_to_push: plan.manifest_bytes_to_push(),
+            }),
+        }
+    }
+
+    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+
+    /// The readable summary.
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let verb = match self.index.outcome {
+            Outcome::Planned => "plan",
+            Outcome::UpToDate => "up to date",
+            Outcome::Rejected => "refused",
+            _ => "copied",
+        };
+        writeln!(out, "{verb}: {} -> {}", self.source, with_tag(&self.destination, self.index.tag.as_deref()))?;
+        let kind = if oci::is_index_media_type(&self.index.media_type) { "index" } else { "manifest" };
+        let kept = self.entries.iter().filter(|e| e.decision == "keep").count();
+        let what = match self.index.outcome {
+            Outcome::Pushed if self.index.dropped_entries > 0 => format!("pushed sparse, digest kept ({kept} of {} entries)", self.entries.len()),
+            Outcome::Pushed => "pushed, digest kept".to_string(),
+            Outcome::Single => "pushed, digest kept".to_string(),
+            Outcome::Completed => "pushed complete after the sparse index was refused, digest kept".to_string(),
+            Outcome::Stripped => format!(
+                "refused sparse; pushed a stripped index {} instead (the original digest is not kept)",
+                self.index.pushed_digest.as_ref().map(|d| d.to_string()).unwrap_or_default()
+            ),
+            Outcome::UpToDate => "already at the destination".to_string(),
+            Outcome::Planned if self.index.dropped_entries > 0 => {
+                format!("would push sparse ({kept} of {} entries); {}", self.entries.len(), sparse_note(self.index.sparse_support))
+            }
+            Outcome::Planned => "would push as is".to_string(),
+            Outcome::Rejected => "not pushed: the destination refused the sparse index".to_string(),
+        };
+        writeln!(out, "  {kind} {}: {what}", self.index.digest)?;
+        if !self.entries.is_empty() {
+            let width = self.entries.iter().map(|e| e.platform.as_deref().unwrap_or("-").len()).max().unwrap_or(1);
+            for e in &self.entries {
+                writeln!(
+                    out,
+                    "  {} {:width$}  {}  {}",
+                    e.decision,
+                    e.platform.as_deref().unwrap_or("-"),
+                    e.digest.short(),
+                    e.reason,
+                )?;
+            }
+        }
+        let t = &self.blobs.totals;
+        let moved = if self.dry_run { "to transfer" } else { "transferred" };
+        write!(
+            out,
+            "  blobs: {} ({}), {} already present ({}), {} {moved} ({})",
+            t.count,
+            human_bytes(t.bytes),
+            t.present_count,
+            human_bytes(t.present_bytes),
+            t.transferred_count,
+            human_bytes(t.transferred_bytes),
+        )?;
+        if self.blobs.mounted_count > 0 {
+            write!(out, ", {} mounted ({})", self.blobs.mounted_count, human_bytes(self.blobs.mounted_bytes))?;
+        }
+        writeln!(out)?;
+        if let Some(plan) = &self.plan {
+            writeln!(out, "  manifests:")?;
+            for m in &plan.manifests {
+                writeln!(
+                    out,
+                    "    {} {:>10}  {}  {}",
+                    if m.present { "present " } else { "to push " },
+                    human_bytes(m.size),
+                    m.digest.short(),
+                    m.platform.as_deref().unwrap_or(&m.media_type)
+                )?;
+            }
+            writeln!(out, "  blobs:")?;
+            for b in &plan.blobs {
+                writeln!(
+                    out,
+                    "    {} {:>10}  {}  {}",
+                    if b.present { "present " } else { "transfer" },
+                    human_bytes(b.size),
+                    b.digest.short(),
+                    b.used_by.join(", ")
+                )?;
+            }
+        }
+        if let Some(r) = &self.rejection {
+            let codes: Vec<String> = r
+                .errors
+                .iter()
+                .map(|e| if e.detail.is_empty() { e.code.clone() } else { format!("{} {}", e.code, e.detail) })
+                .collect();
+            writeln!(out, "  the registry answered HTTP {}: {}", r.status, codes.join("; "))?;
+            writeln!(
+                out,
+                "  the {kept} kept entries are at the destination by digest; the index and the tag were not pushed"
+            )?;
+            writeln!(out, "  ways forward:")?;
+            if r.complete_possible {
+                writeln!(
+                    out,
+                    "    --on-sparse-reject complete  copy the {} dropped entries too: +{}, digest {} kept",
+                    r.complete_extra_entries,
+                    human_bytes(r.complete_extra_bytes),
+                    self.index.digest.short()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "    --on-sparse-reject complete  not possible: the source does not have the dropped entries"
+                )?;
+            }
+            writeln!(
+                out,
+                "    --on-sparse-reject strip     push a new index with only the kept entries: digest {}; signatures over {} will not verify",
+                r.stripped_digest,
+                self.index.digest.short()
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(out, "  warning: {w}")?;
+        }
+        if let Some(e) = &self.error {
+            writeln!(out, "  error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn sparse_note(s: SparseSupport) -> &'static str {
+    match s {
+        SparseSupport::Yes => "the destination accepts sparse indexes",
+        SparseSupport::No => "the destination says it refuses sparse indexes",
+        SparseSupport::Unknown => "whether the destination accepts sparse indexes is known only when tried",
+    }
+}
+
+fn with_tag(location: &str, tag: Option<&str>) -> String {
+    match tag {
+        Some(t) => format!("{location}:{t}"),
+        None => location.to_string(),
+    }
+}
+
+/// `1.5 MiB`, `312 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", UNITS[i])
+}
+
+/// Whether a plan of this kind reports `single` rather than `pushed`.
+pub fn pushed_outcome(kind: RootKind) -> Outcome {
+    match kind {
+        RootKind::Index => Outcome::Pushed,
+        RootKind::Single => Outcome::Single,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(137 * 1024 * 1024), "137.0 MiB");
+    }
+}

@@ -1,0 +1,186 @@
+//! Places images live, behind one trait.
+//!
+//! [`Transport`] is what the planner reads and the copy engine writes: manifests as exact bytes,
+//! blobs as streams, tags. A registry repository ([`registry`]) and an OCI image layout directory
+//! ([`layout`]) implement it; an `oci-archive:` tarball ([`archive`]) is a layout that is packed or
+//! unpacked around it. Optional capabilities (cross-repository mount, announcing sparse-index support)
+//! have defaults that say "not possible", so a transport without them simply leaves them out.
+
+pub mod archive;
+pub mod layout;
+pub mod registry;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::oci::{ContentError, Descriptor, Digest, ManifestError, RawManifest};
+use crate::reference::Target;
+
+/// Blob bytes in flight. Errors end the stream; a consumer must not commit a blob whose stream ended
+/// in an error.
+pub type BlobStream = BoxStream<'static, Result<Bytes, TransportError>>;
+
+/// How a manifest is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushAs {
+    /// A child (or nested index, or referrer): by digest only.
+    Child,
+    /// The image itself: by digest, and named `tag` when given (the tag moves last, only once this
+    /// push is accepted).
+    Root { tag: Option<String> },
+}
+
+/// Whether a destination is known to accept an index whose children are not all present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SparseSupport {
+    /// Always (an OCI layout).
+    Yes,
+    /// The registry announced it does not.
+    No,
+    /// The registry says nothing; known only by trying.
+    Unknown,
+}
+
+/// One error of a registry's error body (distribution spec, "Error Codes").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryErrorItem {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// `detail` as the registry sent it, flattened to a string (a digest for `MANIFEST_BLOB_UNKNOWN`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{what} not found at {location}")]
+    NotFound { what: String, location: String },
+
+    #[error("{method} {url}: HTTP {status}{}", describe_items(.errors))]
+    Registry {
+        method: String,
+        /// Redacted: no credentials, no query string.
+        url: String,
+        status: u16,
+        errors: Vec<RegistryErrorItem>,
+    },
+
+    #[error("authentication to {registry} failed: {message}")]
+    Auth { registry: String, message: String },
+
+    #[error("{method} {url}: {message}")]
+    Http { method: String, url: String, message: String },
+
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+
+    #[error("{location}: {message}")]
+    Layout { location: String, message: String },
+
+    #[error(transparent)]
+    Content(#[from] ContentError),
+
+    #[error("{location}: {source}")]
+    Manifest {
+        location: String,
+        #[source]
+        source: ManifestError,
+    },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+fn describe_items(errors: &[RegistryErrorItem]) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = errors
+        .iter()
+        .take(5)
+        .map(|e| {
+            let mut s = e.code.clone();
+            if !e.message.is_empty() {
+                s.push_str(&format!(" ({})", e.message));
+            }
+            if !e.detail.is_empty() {
+                s.push_str(&format!(": {}", e.detail));
+            }
+            s
+        })
+        .collect();
+    let more = if errors.len() > 5 { format!(" and {} more", errors.len() - 5) } else { String::new() };
+    format!(" {}{more}", items.join("; "))
+}
+
+impl TransportError {
+    pub fn io(path: impl std::fmt::Display, e: std::io::Error) -> TransportError {
+        TransportError::Io {
+            path: path.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Is this worth another try (connection trouble, 408, 429, 5xx)?
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TransportError::Registry { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            TransportError::Http { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = TransportError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// The location for people and reports: `docker://host/repo`, `oci:/path`.
+    fn location(&self) -> String;
+
+    /// A manifest's exact bytes, or `None` when it is absent. When `target` is a digest the bytes are
+    /// verified against it; otherwise against what the server claims, if it claims anything.
+    async fn get_manifest(&self, target: &Target) -> Result<Option<RawManifest>>;
+
+    /// The digest `target` resolves to here, or `None` when absent, without the body where possible.
+    async fn head_manifest(&self, target: &Target) -> Result<Option<Digest>>;
+
+    async fn has_blob(&self, digest: &Digest) -> Result<bool>;
+
+    /// Open a blob for reading. The bytes are not verified here: the copy engine wraps the stream.
+    async fn get_blob(&self, desc: &Descriptor) -> Result<BlobStream>;
+
+    /// Store a blob from `body`. Nothing is committed under `desc.digest` unless the whole stream
+    /// arrives without error.
+    async fn put_blob(&self, desc: &Descriptor, body: BlobStream) -> Result<()>;
+
+    /// Make the blob present without moving its bytes, from another location of the same kind
+    /// (a cross-repository mount). `Ok(false)`: not possible here, copy the bytes instead.
+    async fn mount_blob(&self, _desc: &Descriptor, _from: &dyn Transport) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn put_manifest(&self, manifest: &RawManifest, push_as: &PushAs) -> Result<()>;
+
+    /// Every tag (following pagination), in no particular order.
+    async fn list_tags(&self) -> Result<Vec<String>>;
+
+    /// Whether sparse indexes are accepted, when the destination says so before a push.
+    async fn sparse_support(&self) -> SparseSupport {
+        SparseSupport::Unknown
+    }
+
+    /// `(registry host, repository)` for a registry repository; lets a sibling mount from it.
+    fn registry_repository(&self) -> Option<(String, String)> {
+        None
+    }
+
+    /// Called once every push of a copy has succeeded (an archive is packed here).
+    async fn finish(&self) -> Result<()> {
+        Ok(())
+    }
+}
