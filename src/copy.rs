@@ -25,10 +25,24 @@ use crate::transport::{PushAs, RegistryErrorItem, Transport, TransportError};
 pub enum Event<'a> {
     /// A blob transfer starts; `progress` counts the bytes that have passed so far (a progress bar
     /// polls it).
-    BlobStarted { blob: &'a PlannedBlob, progress: Arc<AtomicU64> },
-    BlobDone { blob: &'a PlannedBlob, how: BlobHow },
-    ManifestPushed { digest: &'a crate::oci::Digest, media_type: &'a str, tag: Option<&'a str> },
-    Retrying { what: String, attempt: u32, error: String },
+    BlobStarted {
+        blob: &'a PlannedBlob,
+        progress: Arc<AtomicU64>,
+    },
+    BlobDone {
+        blob: &'a PlannedBlob,
+        how: BlobHow,
+    },
+    ManifestPushed {
+        digest: &'a crate::oci::Digest,
+        media_type: &'a str,
+        tag: Option<&'a str>,
+    },
+    Retrying {
+        what: String,
+        attempt: u32,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +101,24 @@ pub async fn execute(
     if plan.up_to_date {
         return Ok((RootResult::UpToDate, done));
     }
-    copy_blobs(plan.blobs.iter().filter(|b| !b.present), src, dst, opts, events, &mut done).await?;
+    copy_blobs(
+        plan.blobs.iter().filter(|b| !b.present),
+        src,
+        dst,
+        opts,
+        events,
+        &mut done,
+    )
+    .await?;
 
     let (images, indexes) = plan.push_order();
     let jobs = opts.jobs.max(1);
-    let pushed: Vec<()> = futures::stream::iter(images.into_iter().filter(|m| !m.present).map(|m| async move {
-        push_manifest(dst, &m.raw, &PushAs::Child, opts, events).await
-    }))
+    let pushed: Vec<()> = futures::stream::iter(
+        images
+            .into_iter()
+            .filter(|m| !m.present)
+            .map(|m| async move { push_manifest(dst, &m.raw, &PushAs::Child, opts, events).await }),
+    )
     .buffer_unordered(jobs)
     .try_collect()
     .await?;
@@ -105,15 +130,22 @@ pub async fn execute(
             None => done.manifests_pushed += 1,
         }
     }
-    let root_as = PushAs::Root { tag: plan.tag.clone() };
+    let root_as = PushAs::Root {
+        tag: plan.tag.clone(),
+    };
     if plan.root.present && plan.tag.is_none() {
+        dst.finish()
+            .await
+            .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
         return Ok((RootResult::UpToDate, done));
     }
     if let Some(refused) = push_index(dst, &plan.root.raw, &root_as, opts, events).await? {
         return Ok((refused, done));
     }
     done.manifests_pushed += 1;
-    dst.finish().await.map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
+    dst.finish()
+        .await
+        .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
     Ok((RootResult::Pushed, done))
 }
 
@@ -130,7 +162,9 @@ pub async fn push_rewritten(
         push_manifest(dst, m, &PushAs::Child, opts, events).await?;
     }
     push_manifest(dst, root, &PushAs::Root { tag }, opts, events).await?;
-    dst.finish().await.map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))
+    dst.finish()
+        .await
+        .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))
 }
 
 /// Push an index; a refusal with a spec error status is returned, not raised, so the caller can
@@ -145,7 +179,10 @@ async fn push_index(
     match push_manifest_inner(dst, raw, push_as, opts, events).await {
         Ok(()) => Ok(None),
         Err(TransportError::Registry { status, errors, .. })
-            if crate::oci::is_index_media_type(&raw.media_type) && (400..500).contains(&status) && status != 401 && status != 403 =>
+            if crate::oci::is_index_media_type(&raw.media_type)
+                && (400..500).contains(&status)
+                && status != 401
+                && status != 403 =>
         {
             Ok(Some(RootResult::Refused {
                 digest: raw.digest.clone(),
@@ -153,7 +190,10 @@ async fn push_index(
                 errors,
             }))
         }
-        Err(e) => Err(Error::transport(format!("pushing {} to {}", raw.digest, dst.location()), e)),
+        Err(e) => Err(Error::transport(
+            format!("pushing {} to {}", raw.digest, dst.location()),
+            e,
+        )),
     }
 }
 
@@ -166,7 +206,12 @@ async fn push_manifest(
 ) -> Result<(), Error> {
     push_manifest_inner(dst, raw, push_as, opts, events)
         .await
-        .map_err(|e| Error::transport(format!("pushing manifest {} to {}", raw.digest, dst.location()), e))
+        .map_err(|e| {
+            Error::transport(
+                format!("pushing manifest {} to {}", raw.digest, dst.location()),
+                e,
+            )
+        })
 }
 
 async fn push_manifest_inner(
@@ -226,9 +271,15 @@ pub async fn copy_blob(
 ) -> Result<BlobHow, Error> {
     let desc = blob.descriptor();
     let progress = Arc::new(AtomicU64::new(0));
-    events.event(Event::BlobStarted { blob, progress: progress.clone() });
+    events.event(Event::BlobStarted {
+        blob,
+        progress: progress.clone(),
+    });
     if dst.mount_blob(&desc, src).await.unwrap_or(false) {
-        events.event(Event::BlobDone { blob, how: BlobHow::Mounted });
+        events.event(Event::BlobDone {
+            blob,
+            how: BlobHow::Mounted,
+        });
         return Ok(BlobHow::Mounted);
     }
     let mut attempt = 0;
@@ -249,11 +300,20 @@ pub async fn copy_blob(
                     error: e.to_string(),
                 });
                 let base = 250u64 << attempt.min(6);
-                tokio::time::sleep(Duration::from_millis(base + rand::random_range(0..=base / 2))).await;
+                tokio::time::sleep(Duration::from_millis(
+                    base + rand::random_range(0..=base / 2),
+                ))
+                .await;
             }
             Err(e) => {
                 return Err(Error::transport(
-                    format!("copying blob {} ({}) from {} to {}", blob.digest, blob.used_by.join(", "), src.location(), dst.location()),
+                    format!(
+                        "copying blob {} ({}) from {} to {}",
+                        blob.digest,
+                        blob.used_by.join(", "),
+                        src.location(),
+                        dst.location()
+                    ),
                     e,
                 ));
             }
@@ -261,7 +321,12 @@ pub async fn copy_blob(
     }
 }
 
-async fn stream_blob(blob: &PlannedBlob, src: &dyn Transport, dst: &dyn Transport, seen: &Arc<AtomicU64>) -> Result<(), TransportError> {
+async fn stream_blob(
+    blob: &PlannedBlob,
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    seen: &Arc<AtomicU64>,
+) -> Result<(), TransportError> {
     let desc = blob.descriptor();
     let stream = src.get_blob(&desc).await?;
     // A content error raised inside the upload body surfaces from the HTTP client as an I/O error;
@@ -293,4 +358,3 @@ async fn stream_blob(blob: &PlannedBlob, src: &dyn Transport, dst: &dyn Transpor
     }
     result
 }
-

@@ -111,10 +111,20 @@ impl FromStr for Digest {
         let want = match alg {
             "sha256" => 64,
             "sha512" => 128,
-            _ => return Err(err("unsupported algorithm (sha256 and sha512 are supported)")),
+            _ => {
+                return Err(err(
+                    "unsupported algorithm (sha256 and sha512 are supported)",
+                ));
+            }
         };
-        if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(err("the hex part must be lowercase hex of the algorithm's length"));
+        if hex.len() != want
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(err(
+                "the hex part must be lowercase hex of the algorithm's length",
+            ));
         }
         Ok(Digest(s.to_string()))
     }
@@ -377,11 +387,14 @@ impl ImageManifest {
 
     /// The artifact type as OCI 1.1 defines it: `artifactType`, else the config media type.
     pub fn effective_artifact_type(&self) -> &str {
-        self.artifact_type.as_deref().unwrap_or(&self.config.media_type)
+        self.artifact_type
+            .as_deref()
+            .unwrap_or(&self.config.media_type)
     }
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // parsed once per manifest, never stored in bulk
 pub enum Manifest {
     Index(Index),
     Image(ImageManifest),
@@ -423,7 +436,8 @@ impl Manifest {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge { size: bytes.len() });
         }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+        let probe: Probe =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
         if probe.schema_version == Some(1) {
             return Err(ManifestError::Schema1);
         }
@@ -435,7 +449,9 @@ impl Manifest {
         let is_index = match media_type.as_deref() {
             Some(m) if is_index_media_type(m) => true,
             Some(OCI_MANIFEST) | Some(DOCKER_MANIFEST) => false,
-            Some(DOCKER_SCHEMA1) | Some(DOCKER_SCHEMA1_SIGNED) => return Err(ManifestError::Schema1),
+            Some(DOCKER_SCHEMA1) | Some(DOCKER_SCHEMA1_SIGNED) => {
+                return Err(ManifestError::Schema1);
+            }
             Some(other) if probe.manifests.is_none() && probe.config.is_none() => {
                 return Err(ManifestError::MediaType(other.to_string()));
             }
@@ -555,7 +571,11 @@ pub fn strip_index(
             .is_some_and(|d| keep(&d))
     });
     for entry in manifests.iter_mut() {
-        let Some(old) = entry.get("digest").and_then(|d| d.as_str()).and_then(|d| d.parse::<Digest>().ok()) else {
+        let Some(old) = entry
+            .get("digest")
+            .and_then(|d| d.as_str())
+            .and_then(|d| d.parse::<Digest>().ok())
+        else {
             continue;
         };
         if let Some((digest, size)) = replace.get(&old) {
@@ -585,38 +605,66 @@ mod tests {
     }
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, ContentError>> + Unpin {
-        futures::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[tokio::test]
     async fn verifying_stream_withholds_last_chunk_on_mismatch() {
         let good = Digest::sha256(b"abcdef");
-        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abc", b"def"]), &good, 6).collect().await;
+        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abc", b"def"]), &good, 6)
+            .collect()
+            .await;
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|r| r.is_ok()));
 
-        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abc", b"deX"]), &good, 6).collect().await;
+        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abc", b"deX"]), &good, 6)
+            .collect()
+            .await;
         assert_eq!(out.len(), 2);
         assert!(out[0].is_ok());
         assert!(matches!(out[1], Err(ContentError::Digest(_))));
 
-        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abc"]), &good, 6).collect().await;
-        assert!(matches!(out.last(), Some(Err(ContentError::Size { more: false, .. }))));
+        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abc"]), &good, 6)
+            .collect()
+            .await;
+        assert!(matches!(
+            out.last(),
+            Some(Err(ContentError::Size { more: false, .. }))
+        ));
 
-        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abcdefg"]), &good, 6).collect().await;
-        assert!(matches!(out.last(), Some(Err(ContentError::Size { more: true, .. }))));
+        let out: Vec<_> = VerifyingStream::new(chunks(&[b"abcdefg"]), &good, 6)
+            .collect()
+            .await;
+        assert!(matches!(
+            out.last(),
+            Some(Err(ContentError::Size { more: true, .. }))
+        ));
     }
 
     #[test]
     fn parse_refuses_oversized_and_invalid() {
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        assert!(matches!(Manifest::parse(&big, ""), Err(ManifestError::TooLarge { .. })));
-        assert!(matches!(Manifest::parse(b"{not json", ""), Err(ManifestError::Json(_))));
+        assert!(matches!(
+            Manifest::parse(&big, ""),
+            Err(ManifestError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            Manifest::parse(b"{not json", ""),
+            Err(ManifestError::Json(_))
+        ));
         assert!(matches!(
             Manifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, ""),
             Err(ManifestError::Schema1)
         ));
-        assert!(matches!(Manifest::parse(br#"{"schemaVersion":2}"#, ""), Err(ManifestError::Shape(_))));
+        assert!(matches!(
+            Manifest::parse(br#"{"schemaVersion":2}"#, ""),
+            Err(ManifestError::Shape(_))
+        ));
     }
 
     #[test]

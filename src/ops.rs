@@ -85,7 +85,12 @@ fn source_target(reference: &ImageRef, opened: &Opened) -> Result<Target, Error>
 /// The tag the destination gets, and a digest it must have when the reference names one.
 fn destination_tag(reference: &ImageRef) -> (Option<String>, Option<Digest>) {
     match reference {
-        ImageRef::Registry(r) => (r.tag.clone().filter(|_| r.digest.is_none() || r.tag.is_some()), r.digest.clone()),
+        ImageRef::Registry(r) => (
+            r.tag
+                .clone()
+                .filter(|_| r.digest.is_none() || r.tag.is_some()),
+            r.digest.clone(),
+        ),
         ImageRef::Layout(l) | ImageRef::Archive(l) => match &l.target {
             Some(Target::Tag(t)) => (Some(t.clone()), None),
             Some(Target::Digest(d)) => (None, Some(d.clone())),
@@ -120,7 +125,8 @@ pub async fn copy_image(
     if settings.dry_run {
         return Ok(Report::from_plan(&plan, Outcome::Planned, true));
     }
-    let (result, done) = copy::execute(&plan, src_t, dst_t, &settings.exec, events.as_ref()).await?;
+    let (result, done) =
+        copy::execute(&plan, src_t, dst_t, &settings.exec, events.as_ref()).await?;
     let mut report;
     match result {
         RootResult::Pushed => {
@@ -129,7 +135,11 @@ pub async fn copy_image(
         RootResult::UpToDate => {
             report = Report::from_plan(&plan, Outcome::UpToDate, false);
         }
-        RootResult::Refused { digest, status, errors } => {
+        RootResult::Refused {
+            digest,
+            status,
+            errors,
+        } => {
             if !is_sparse_rejection(&plan, &errors) {
                 return Err(Error::Failed(format!(
                     "{} refused the index {digest} (HTTP {status}: {}), and not because of the entries left out",
@@ -140,7 +150,9 @@ pub async fn copy_image(
             report = match settings.on_sparse_reject {
                 OnSparseReject::Report => {
                     let mut r = Report::from_plan(&plan, Outcome::Rejected, false);
-                    r.rejection = Some(rejection(&plan, src_t, &target, dst_t, status, errors, settings).await?);
+                    r.rejection = Some(
+                        rejection(&plan, src_t, &target, dst_t, status, errors, settings).await?,
+                    );
                     r
                 }
                 OnSparseReject::Complete => {
@@ -153,7 +165,8 @@ pub async fn copy_image(
                             "the destination refused the sparse index and --on-sparse-reject complete cannot get the dropped entries: {e}; use --on-sparse-reject strip"
                         ))
                     })?;
-                    let (again, more) = copy::execute(&full, src_t, dst_t, &settings.exec, events.as_ref()).await?;
+                    let (again, more) =
+                        copy::execute(&full, src_t, dst_t, &settings.exec, events.as_ref()).await?;
                     if let RootResult::Refused { status, errors, .. } = again {
                         return Err(Error::Failed(format!(
                             "{} refused the complete index too (HTTP {status}: {})",
@@ -178,7 +191,15 @@ pub async fn copy_image(
                 }
                 OnSparseReject::Strip => {
                     let (nested, root) = strip_tree(&plan)?;
-                    copy::push_rewritten(&nested, &root, tag.clone(), dst_t, &settings.exec, events.as_ref()).await?;
+                    copy::push_rewritten(
+                        &nested,
+                        &root,
+                        tag.clone(),
+                        dst_t,
+                        &settings.exec,
+                        events.as_ref(),
+                    )
+                    .await?;
                     let mut r = Report::from_plan(&plan, Outcome::Stripped, false);
                     r.index.pushed_digest = Some(root.digest.clone());
                     r.warnings.push(format!(
@@ -209,8 +230,12 @@ fn fill_blobs(blobs: &mut BlobReport, counted: &Plan, done: &copy::Executed) {
     blobs.totals.transferred_bytes = done.transferred_bytes;
     blobs.mounted_count = done.mounted_count;
     blobs.mounted_bytes = mounted_bytes;
-    blobs.totals.present_count = t.count.saturating_sub(done.transferred_count + done.mounted_count);
-    blobs.totals.present_bytes = t.bytes.saturating_sub(done.transferred_bytes + mounted_bytes);
+    blobs.totals.present_count = t
+        .count
+        .saturating_sub(done.transferred_count + done.mounted_count);
+    blobs.totals.present_bytes = t
+        .bytes
+        .saturating_sub(done.transferred_bytes + mounted_bytes);
 }
 
 const SPARSE_CODES: [&str; 3] = ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_INVALID"];
@@ -218,7 +243,11 @@ const SPARSE_CODES: [&str; 3] = ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIF
 /// A refusal is a sparse rejection when it carries one of the spec codes for missing references and
 /// every digest it names is one that selection left out.
 pub fn is_sparse_rejection(plan: &Plan, errors: &[RegistryErrorItem]) -> bool {
-    if !plan.is_sparse() || !errors.iter().any(|e| SPARSE_CODES.contains(&e.code.as_str())) {
+    if !plan.is_sparse()
+        || !errors
+            .iter()
+            .any(|e| SPARSE_CODES.contains(&e.code.as_str()))
+    {
         return false;
     }
     let dropped: std::collections::BTreeSet<&Digest> = plan.dropped().map(|e| &e.digest).collect();
@@ -234,7 +263,17 @@ fn describe_errors(errors: &[RegistryErrorItem]) -> String {
     }
     errors
         .iter()
-        .map(|e| format!("{} {}", e.code, if e.detail.is_empty() { &e.message } else { &e.detail }))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e.code,
+                if e.detail.is_empty() {
+                    &e.message
+                } else {
+                    &e.detail
+                }
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -253,14 +292,20 @@ async fn rejection(
         selection: Selection::everything(),
         ..settings.plan.clone()
     };
-    let (complete_possible, complete_extra_bytes) = match plan::plan(src, target, dst, plan.tag.clone(), &full_opts).await {
-        Ok(full) => (
-            true,
-            full.blob_totals().transferred_bytes
-                + full.manifests.iter().filter(|m| !m.present).map(|m| m.size).sum::<u64>(),
-        ),
-        Err(_) => (false, 0),
-    };
+    let (complete_possible, complete_extra_bytes) =
+        match plan::plan(src, target, dst, plan.tag.clone(), &full_opts).await {
+            Ok(full) => (
+                true,
+                full.blob_totals().transferred_bytes
+                    + full
+                        .manifests
+                        .iter()
+                        .filter(|m| !m.present)
+                        .map(|m| m.size)
+                        .sum::<u64>(),
+            ),
+            Err(_) => (false, 0),
+        };
     Ok(Rejection {
         status,
         errors,
@@ -276,13 +321,25 @@ async fn rejection(
 pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error> {
     let mut replace: BTreeMap<Digest, (Digest, u64)> = BTreeMap::new();
     let mut nested = Vec::new();
-    let strip = |raw: &RawManifest, replace: &BTreeMap<Digest, (Digest, u64)>| -> Result<Option<RawManifest>, Error> {
-        let entries: Vec<_> = plan.entries.iter().filter(|e| e.parent == raw.digest).collect();
-        let changed = entries.iter().any(|e| !e.keep || replace.contains_key(&e.digest));
+    let strip = |raw: &RawManifest,
+                 replace: &BTreeMap<Digest, (Digest, u64)>|
+     -> Result<Option<RawManifest>, Error> {
+        let entries: Vec<_> = plan
+            .entries
+            .iter()
+            .filter(|e| e.parent == raw.digest)
+            .collect();
+        let changed = entries
+            .iter()
+            .any(|e| !e.keep || replace.contains_key(&e.digest));
         if !changed {
             return Ok(None);
         }
-        let kept: std::collections::BTreeSet<&Digest> = entries.iter().filter(|e| e.keep).map(|e| &e.digest).collect();
+        let kept: std::collections::BTreeSet<&Digest> = entries
+            .iter()
+            .filter(|e| e.keep)
+            .map(|e| &e.digest)
+            .collect();
         let bytes = oci::strip_index(&raw.bytes, &|d| kept.contains(d), replace)
             .map_err(|e| Error::Failed(format!("cannot strip the index {}: {e}", raw.digest)))?;
         Ok(Some(RawManifest::new(bytes, &raw.media_type)))

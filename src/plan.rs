@@ -129,9 +129,11 @@ impl Plan {
 
     /// Image manifests (any depth) first, then indexes from the deepest up. The root is not included.
     pub fn push_order(&self) -> (Vec<&PlannedManifest>, Vec<&PlannedManifest>) {
-        let (mut indexes, images): (Vec<&PlannedManifest>, Vec<&PlannedManifest>) =
-            self.manifests.iter().partition(|m| oci::is_index_media_type(&m.media_type));
-        indexes.sort_by(|a, b| b.depth.cmp(&a.depth));
+        let (mut indexes, images): (Vec<&PlannedManifest>, Vec<&PlannedManifest>) = self
+            .manifests
+            .iter()
+            .partition(|m| oci::is_index_media_type(&m.media_type));
+        indexes.sort_by_key(|m| std::cmp::Reverse(m.depth));
         (images, indexes)
     }
 
@@ -155,12 +157,21 @@ impl Plan {
         if self.up_to_date {
             return 0;
         }
-        self.manifests.iter().filter(|m| !m.present).map(|m| m.size).sum::<u64>() + self.root.size
+        self.manifests
+            .iter()
+            .filter(|m| !m.present)
+            .map(|m| m.size)
+            .sum::<u64>()
+            + self.root.size
     }
 
     /// The kept digests of every index in the plan.
     pub fn kept_digests(&self) -> BTreeSet<Digest> {
-        self.entries.iter().filter(|e| e.keep).map(|e| e.digest.clone()).collect()
+        self.entries
+            .iter()
+            .filter(|e| e.keep)
+            .map(|e| e.digest.clone())
+            .collect()
     }
 }
 
@@ -184,7 +195,11 @@ pub async fn plan(
     opts: &PlanOptions,
 ) -> Result<Plan, Error> {
     let jobs = opts.jobs.max(1);
-    let root_raw = match src.get_manifest(target).await.map_err(|e| Error::transport(format!("reading {}", src.location()), e))? {
+    let root_raw = match src
+        .get_manifest(target)
+        .await
+        .map_err(|e| Error::transport(format!("reading {}", src.location()), e))?
+    {
         Some(m) => m,
         None => return Err(not_found(src, target).await),
     };
@@ -202,7 +217,12 @@ pub async fn plan(
             if let Some(specs) = &opts.selection.platforms {
                 check_single_platform(src, m, specs).await?;
             }
-            image_manifests.push((ParsedImage { manifest: m.clone() }, None));
+            image_manifests.push((
+                ParsedImage {
+                    manifest: m.clone(),
+                },
+                None,
+            ));
             RootKind::Single
         }
         Manifest::Index(index) => {
@@ -218,17 +238,32 @@ pub async fn plan(
             };
             walker.walk(&root_raw.digest, index, 1).await?;
             if let Some(specs) = &opts.selection.platforms {
-                let missing: Vec<&PlatformSpec> =
-                    specs.iter().enumerate().filter(|(i, _)| !matched.contains(i)).map(|(_, s)| s).collect();
+                let missing: Vec<&PlatformSpec> = specs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !matched.contains(i))
+                    .map(|(_, s)| s)
+                    .collect();
                 if !missing.is_empty() {
-                    let available: Vec<String> =
-                        entries.iter().filter(|e| e.platform.is_some() && e.attests.is_none()).filter_map(|e| e.platform.clone()).collect();
-                    let missing_list = missing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+                    let available: Vec<String> = entries
+                        .iter()
+                        .filter(|e| e.platform.is_some() && e.attests.is_none())
+                        .filter_map(|e| e.platform.clone())
+                        .collect();
+                    let missing_list = missing
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let msg = format!(
                         "{}:{target} has no {} entry (it has: {})",
                         src.location(),
                         missing_list,
-                        if available.is_empty() { "no platform entries".to_string() } else { available.join(", ") }
+                        if available.is_empty() {
+                            "no platform entries".to_string()
+                        } else {
+                            available.join(", ")
+                        }
                     );
                     if !opts.skip_missing_platforms || missing.len() == specs.len() {
                         let hint = if opts.skip_missing_platforms {
@@ -272,17 +307,25 @@ pub async fn plan(
     // What the destination has.
     let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
     let destination_digest = match &tag {
-        Some(t) => dst.head_manifest(&Target::Tag(t.clone())).await.map_err(dest_err)?,
+        Some(t) => dst
+            .head_manifest(&Target::Tag(t.clone()))
+            .await
+            .map_err(dest_err)?,
         None => None,
     };
-    let present_manifests: Vec<bool> = futures::stream::iter(manifests.iter().map(|m: &PlannedManifest| {
-        let d = m.digest.clone();
-        async move { dst.head_manifest(&Target::Digest(d)).await.map(|r| r.is_some()) }
-    }))
-    .buffered(jobs)
-    .try_collect()
-    .await
-    .map_err(dest_err)?;
+    let present_manifests: Vec<bool> =
+        futures::stream::iter(manifests.iter().map(|m: &PlannedManifest| {
+            let d = m.digest.clone();
+            async move {
+                dst.head_manifest(&Target::Digest(d))
+                    .await
+                    .map(|r| r.is_some())
+            }
+        }))
+        .buffered(jobs)
+        .try_collect()
+        .await
+        .map_err(dest_err)?;
     for (m, p) in manifests.iter_mut().zip(present_manifests) {
         m.present = p;
     }
@@ -302,7 +345,12 @@ pub async fn plan(
         }
     }
     let root_present = root_present_by_tag
-        || (tag.is_none() && dst.head_manifest(&Target::Digest(root_raw.digest.clone())).await.map_err(dest_err)?.is_some());
+        || (tag.is_none()
+            && dst
+                .head_manifest(&Target::Digest(root_raw.digest.clone()))
+                .await
+                .map_err(dest_err)?
+                .is_some());
     let sparse_support = dst.sparse_support().await;
     let root = PlannedManifest {
         digest: root_raw.digest.clone(),
@@ -354,11 +402,18 @@ impl Walker<'_> {
     ) -> futures::future::BoxFuture<'b, Result<bool, Error>> {
         Box::pin(async move {
             if depth > 8 {
-                return Err(Error::Failed(format!("{}: indexes nested more than 8 deep", self.src.location())));
+                return Err(Error::Failed(format!(
+                    "{}: indexes nested more than 8 deep",
+                    self.src.location()
+                )));
             }
             // Nested indexes first: their decision depends on their children.
             let mut nested: BTreeMap<Digest, bool> = BTreeMap::new();
-            for d in index.manifests.iter().filter(|d| select::classify(d) == EntryKind::NestedIndex) {
+            for d in index
+                .manifests
+                .iter()
+                .filter(|d| select::classify(d) == EntryKind::NestedIndex)
+            {
                 if nested.contains_key(&d.digest) {
                     continue;
                 }
@@ -393,7 +448,8 @@ impl Walker<'_> {
                 }
                 nested.insert(d.digest.clone(), kept);
             }
-            let sel = select::select_index(index, &self.opts.selection, &|d| nested.get(d).copied());
+            let sel =
+                select::select_index(index, &self.opts.selection, &|d| nested.get(d).copied());
             self.matched.extend(sel.matched.iter().copied());
 
             let mut to_fetch = Vec::new();
@@ -423,13 +479,14 @@ impl Walker<'_> {
                 }
             }
             let src = self.src;
-            let fetched: Vec<(RawManifest, Descriptor, String)> = futures::stream::iter(to_fetch.into_iter().map(|(d, who)| async move {
-                let raw = fetch(src, &d, Some(&who)).await?;
-                Ok::<_, Error>((raw, d, who))
-            }))
-            .buffered(self.jobs)
-            .try_collect()
-            .await?;
+            let fetched: Vec<(RawManifest, Descriptor, String)> =
+                futures::stream::iter(to_fetch.into_iter().map(|(d, who)| async move {
+                    let raw = fetch(src, &d, Some(&who)).await?;
+                    Ok::<_, Error>((raw, d, who))
+                }))
+                .buffered(self.jobs)
+                .try_collect()
+                .await?;
             let mut any = sel.decisions.iter().any(Decision::is_keep);
             for (raw, d, who) in fetched {
                 let manifest = match raw.parse() {
@@ -442,7 +499,13 @@ impl Walker<'_> {
                             d.media_type
                         )));
                     }
-                    Err(e) => return Err(Error::Failed(format!("{}@{}: {e}", src.location(), d.digest))),
+                    Err(e) => {
+                        return Err(Error::Failed(format!(
+                            "{}@{}: {e}",
+                            src.location(),
+                            d.digest
+                        )));
+                    }
                 };
                 self.manifests.push(PlannedManifest {
                     digest: raw.digest.clone(),
@@ -466,13 +529,18 @@ impl Walker<'_> {
 }
 
 /// Fetch a child manifest by digest; its absence is an error (the source is itself sparse).
-async fn fetch(src: &dyn Transport, d: &Descriptor, who: Option<&str>) -> Result<RawManifest, Error> {
+async fn fetch(
+    src: &dyn Transport,
+    d: &Descriptor,
+    who: Option<&str>,
+) -> Result<RawManifest, Error> {
     let what = who.map(|w| format!(" ({w})")).unwrap_or_default();
     match src
         .get_manifest(&Target::Digest(d.digest.clone()))
         .await
-        .map_err(|e| Error::transport(format!("reading {}@{}{what}", src.location(), d.digest), e))?
-    {
+        .map_err(|e| {
+            Error::transport(format!("reading {}@{}{what}", src.location(), d.digest), e)
+        })? {
         Some(mut raw) => {
             if raw.size() != d.size {
                 return Err(Error::Failed(format!(
@@ -506,7 +574,11 @@ async fn not_found(src: &dyn Transport, target: &Target) -> Error {
             msg.push_str(" (the repository has no tags)");
         } else {
             let shown: Vec<&str> = tags.iter().take(10).map(String::as_str).collect();
-            let more = if tags.len() > 10 { format!(", and {} more", tags.len() - 10) } else { String::new() };
+            let more = if tags.len() > 10 {
+                format!(", and {} more", tags.len() - 10)
+            } else {
+                String::new()
+            };
             msg.push_str(&format!(" (it has: {}{more})", shown.join(", ")));
         }
     }
@@ -514,17 +586,32 @@ async fn not_found(src: &dyn Transport, target: &Target) -> Error {
 }
 
 /// A single-platform source with `--platform`: its config must match.
-async fn check_single_platform(src: &dyn Transport, m: &oci::ImageManifest, specs: &[PlatformSpec]) -> Result<(), Error> {
+async fn check_single_platform(
+    src: &dyn Transport,
+    m: &oci::ImageManifest,
+    specs: &[PlatformSpec],
+) -> Result<(), Error> {
     if m.config.size > oci::MAX_MANIFEST_BYTES as u64 {
-        return Err(Error::Failed(format!("{}: the image config is larger than 4 MiB", src.location())));
+        return Err(Error::Failed(format!(
+            "{}: the image config is larger than 4 MiB",
+            src.location()
+        )));
     }
-    let mut stream = src
-        .get_blob(&m.config)
-        .await
-        .map_err(|e| Error::transport(format!("reading the config {} of {}", m.config.digest, src.location()), e))?;
+    let mut stream = src.get_blob(&m.config).await.map_err(|e| {
+        Error::transport(
+            format!(
+                "reading the config {} of {}",
+                m.config.digest,
+                src.location()
+            ),
+            e,
+        )
+    })?;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::transport(format!("reading the config of {}", src.location()), e))?;
+        let chunk = chunk.map_err(|e| {
+            Error::transport(format!("reading the config of {}", src.location()), e)
+        })?;
         bytes.extend_from_slice(&chunk);
         if bytes.len() as u64 > m.config.size {
             break;
@@ -544,7 +631,15 @@ async fn check_single_platform(src: &dyn Transport, m: &oci::ImageManifest, spec
     Err(Error::Failed(format!(
         "{} is a single-platform image for {}, which does not match --platform {}",
         src.location(),
-        if platform.is_real() { platform.to_string() } else { "an unknown platform".into() },
-        specs.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+        if platform.is_real() {
+            platform.to_string()
+        } else {
+            "an unknown platform".into()
+        },
+        specs
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     )))
 }

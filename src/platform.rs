@@ -17,9 +17,17 @@ pub struct Platform {
     pub architecture: String,
     #[serde(default)]
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -30,7 +38,9 @@ pub struct Platform {
 impl Platform {
     /// buildkit marks attestation entries `unknown/unknown`; such an entry has no real platform.
     pub fn is_real(&self) -> bool {
-        !(self.os.is_empty() || self.architecture.is_empty() || self.os == "unknown" && self.architecture == "unknown")
+        !(self.os.is_empty()
+            || self.architecture.is_empty()
+            || self.os == "unknown" && self.architecture == "unknown")
     }
 
     /// `(arch, variant)` after normalization.
@@ -56,7 +66,9 @@ impl fmt::Display for Platform {
 /// (`arm64` is `arm64/v8`, `arm` is `arm/v7`).
 pub fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
     let arch = arch.to_ascii_lowercase();
-    let variant = variant.filter(|v| !v.is_empty()).map(|v| v.to_ascii_lowercase());
+    let variant = variant
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_ascii_lowercase());
     let (arch, variant) = match arch.as_str() {
         "aarch64" | "arm64" => ("arm64".to_string(), variant.or(Some("v8".into()))),
         "x86_64" | "x86-64" | "amd64" => ("amd64".to_string(), variant),
@@ -82,7 +94,9 @@ pub struct PlatformSpec {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid platform {input:?}: {problem} (expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7)")]
+#[error(
+    "invalid platform {input:?}: {problem} (expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7)"
+)]
 pub struct PlatformError {
     pub input: String,
     pub problem: String,
@@ -109,8 +123,13 @@ impl FromStr for PlatformSpec {
             if p.is_empty() {
                 return Err(err("a part is empty"));
             }
-            if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
-                return Err(err(&format!("{p:?} has characters other than letters, digits, '_', '-', '.'")));
+            if !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+            {
+                return Err(err(&format!(
+                    "{p:?} has characters other than letters, digits, '_', '-', '.'"
+                )));
             }
         }
         let os = parts[0].to_ascii_lowercase();
@@ -157,7 +176,10 @@ impl PlatformSpec {
         }
         match &self.os_version {
             None => true,
-            Some(prefix) => p.os_version.as_deref().is_some_and(|v| v.starts_with(prefix.as_str())),
+            Some(prefix) => p
+                .os_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with(prefix.as_str())),
         }
     }
 }
@@ -166,7 +188,12 @@ impl PlatformSpec {
 pub fn parse_list<S: AsRef<str>>(values: &[S]) -> Result<Vec<PlatformSpec>, PlatformError> {
     let mut out = Vec::new();
     for v in values {
-        for part in v.as_ref().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in v
+            .as_ref()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let spec: PlatformSpec = part.parse()?;
             if !out.contains(&spec) {
                 out.push(spec);
@@ -241,7 +268,14 @@ mod tests {
 
     #[test]
     fn bad_specs_name_the_problem() {
-        for bad in ["linux", "linux/", "/amd64", "linux/amd64/v8/x", "linux/am d64", "linux/amd64:"] {
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "linux/am d64",
+            "linux/amd64:",
+        ] {
             let e = bad.parse::<PlatformSpec>().unwrap_err();
             assert_eq!(e.input, bad.trim());
         }

@@ -107,7 +107,11 @@ impl fmt::Display for ImageRef {
         match self {
             ImageRef::Registry(r) => write!(f, "{r}"),
             ImageRef::Layout(l) | ImageRef::Archive(l) => {
-                let scheme = if matches!(self, ImageRef::Layout(_)) { "oci" } else { "oci-archive" };
+                let scheme = if matches!(self, ImageRef::Layout(_)) {
+                    "oci"
+                } else {
+                    "oci-archive"
+                };
                 write!(f, "{scheme}:{}", l.path.display())?;
                 match &l.target {
                     Some(Target::Tag(t)) => write!(f, ":{t}"),
@@ -151,7 +155,13 @@ impl FromStr for ImageRef {
             )));
         }
         if let Some((scheme, _)) = input.split_once(':')
-            && ["docker-archive", "docker-daemon", "dir", "containers-storage"].contains(&scheme)
+            && [
+                "docker-archive",
+                "docker-daemon",
+                "dir",
+                "containers-storage",
+            ]
+            .contains(&scheme)
         {
             return Err(err(format!(
                 "transport {scheme:?} is not supported (use docker://, oci: or oci-archive:)"
@@ -164,7 +174,9 @@ impl FromStr for ImageRef {
 fn parse_layout(rest: &str) -> Result<LayoutRef, String> {
     // Like skopeo on Unix: the path ends at the first ':'; '@sha256:…' selects by digest.
     let (path, target) = if let Some((path, digest)) = rest.split_once('@') {
-        let d = digest.parse::<Digest>().map_err(|e| format!("the digest: {}", e.problem))?;
+        let d = digest
+            .parse::<Digest>()
+            .map_err(|e| format!("the digest: {}", e.problem))?;
         (path, Some(Target::Digest(d)))
     } else if let Some((path, name)) = rest.split_once(':') {
         if name.is_empty() {
@@ -206,7 +218,8 @@ fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_path_component(c: &str) -> bool {
@@ -247,7 +260,9 @@ fn parse_registry(s: &str) -> Result<RegistryRef, String> {
     }
     let (name_tag, digest) = match s.split_once('@') {
         Some((n, d)) => {
-            let d = d.parse::<Digest>().map_err(|e| format!("the digest {d:?}: {}", e.problem))?;
+            let d = d
+                .parse::<Digest>()
+                .map_err(|e| format!("the digest {d:?}: {}", e.problem))?;
             (n, Some(d))
         }
         None => (s, None),
@@ -292,7 +307,11 @@ fn parse_registry(s: &str) -> Result<RegistryRef, String> {
     if registry == DOCKER_HUB && parts.len() == 1 {
         repository = format!("library/{repository}");
     }
-    let tag = if tag.is_none() && digest.is_none() { Some("latest".into()) } else { tag };
+    let tag = if tag.is_none() && digest.is_none() {
+        Some("latest".into())
+    } else {
+        tag
+    };
     Ok(RegistryRef {
         registry,
         repository,
@@ -303,7 +322,9 @@ fn parse_registry(s: &str) -> Result<RegistryRef, String> {
 
 fn validate_host(host: &str) -> Result<(), String> {
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let (ip, after) = rest.split_once(']').ok_or("the IPv6 host has no closing ']'")?;
+        let (ip, after) = rest
+            .split_once(']')
+            .ok_or("the IPv6 host has no closing ']'")?;
         if ip.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("the host [{ip}] is not an IPv6 address"));
         }
@@ -317,15 +338,21 @@ fn validate_host(host: &str) -> Result<(), String> {
     if let Some(port) = port
         && port.parse::<u16>().map(|p| p == 0).unwrap_or(true)
     {
-        return Err(format!("the port {port:?} of the registry host is not a number from 1 to 65535"));
+        return Err(format!(
+            "the port {port:?} of the registry host is not a number from 1 to 65535"
+        ));
     }
     if let Some(name) = name
         && (name.is_empty()
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
             || name.starts_with('-')
             || name.starts_with('.'))
     {
-        return Err(format!("the registry host {name:?} is not a valid host name"));
+        return Err(format!(
+            "the registry host {name:?} is not a valid host name"
+        ));
     }
     Ok(())
 }
@@ -337,7 +364,10 @@ pub fn is_loopback_host(host_port: &str) -> bool {
     } else {
         host_port.split(':').next().unwrap_or("")
     };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -354,9 +384,15 @@ mod tests {
     #[test]
     fn docker_hub_normalization() {
         let r = reg("alpine");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("docker.io", "library/alpine", Some("latest")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("docker.io", "library/alpine", Some("latest"))
+        );
         let r = reg("prom/node-exporter:v1.8.0");
-        assert_eq!((r.repository.as_str(), r.tag.as_deref()), ("prom/node-exporter", Some("v1.8.0")));
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_deref()),
+            ("prom/node-exporter", Some("v1.8.0"))
+        );
         let r = reg("docker://docker.io/alpine:3.20");
         assert_eq!(r.repository, "library/alpine");
         assert_eq!(r.api_host(), "registry-1.docker.io");
@@ -365,7 +401,10 @@ mod tests {
     #[test]
     fn hosts_ports_and_digests() {
         let r = reg("docker://127.0.0.1:5000/team/app:v1");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "team/app"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("127.0.0.1:5000", "team/app")
+        );
         let d = Digest::sha256(b"x");
         let r = reg(&format!("localhost:5000/app@{d}"));
         assert_eq!(r.tag, None);
@@ -384,11 +423,17 @@ mod tests {
     fn layouts() {
         assert_eq!(
             "oci:/tmp/x:latest".parse::<ImageRef>().unwrap(),
-            ImageRef::Layout(LayoutRef { path: "/tmp/x".into(), target: Some(Target::Tag("latest".into())) })
+            ImageRef::Layout(LayoutRef {
+                path: "/tmp/x".into(),
+                target: Some(Target::Tag("latest".into()))
+            })
         );
         assert_eq!(
             "oci-archive:a.tar".parse::<ImageRef>().unwrap(),
-            ImageRef::Archive(LayoutRef { path: "a.tar".into(), target: None })
+            ImageRef::Archive(LayoutRef {
+                path: "a.tar".into(),
+                target: None
+            })
         );
         let r: ImageRef = "oci:/l:library/alpine:3.20".parse().unwrap();
         assert_eq!(r.tag(), Some("library/alpine:3.20"));

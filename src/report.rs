@@ -115,7 +115,9 @@ impl Report {
     /// The report of a plan, before or after execution.
     pub fn from_plan(plan: &Plan, outcome: Outcome, dry_run: bool) -> Report {
         let pushed_digest = match outcome {
-            Outcome::Pushed | Outcome::Completed | Outcome::Single | Outcome::UpToDate => Some(plan.root.digest.clone()),
+            Outcome::Pushed | Outcome::Completed | Outcome::Single | Outcome::UpToDate => {
+                Some(plan.root.digest.clone())
+            }
             _ => None,
         };
         Report {
@@ -176,28 +178,55 @@ impl Report {
             Outcome::Rejected => "refused",
             _ => "copied",
         };
-        writeln!(out, "{verb}: {} -> {}", self.source, with_tag(&self.destination, self.index.tag.as_deref()))?;
-        let kind = if oci::is_index_media_type(&self.index.media_type) { "index" } else { "manifest" };
+        writeln!(
+            out,
+            "{verb}: {} -> {}",
+            self.source,
+            with_tag(&self.destination, self.index.tag.as_deref())
+        )?;
+        let kind = if oci::is_index_media_type(&self.index.media_type) {
+            "index"
+        } else {
+            "manifest"
+        };
         let kept = self.entries.iter().filter(|e| e.decision == "keep").count();
         let what = match self.index.outcome {
-            Outcome::Pushed if self.index.dropped_entries > 0 => format!("pushed sparse, digest kept ({kept} of {} entries)", self.entries.len()),
+            Outcome::Pushed if self.index.dropped_entries > 0 => format!(
+                "pushed sparse, digest kept ({kept} of {} entries)",
+                self.entries.len()
+            ),
             Outcome::Pushed => "pushed, digest kept".to_string(),
             Outcome::Single => "pushed, digest kept".to_string(),
-            Outcome::Completed => "pushed complete after the sparse index was refused, digest kept".to_string(),
+            Outcome::Completed => {
+                "pushed complete after the sparse index was refused, digest kept".to_string()
+            }
             Outcome::Stripped => format!(
                 "refused sparse; pushed a stripped index {} instead (the original digest is not kept)",
-                self.index.pushed_digest.as_ref().map(|d| d.to_string()).unwrap_or_default()
+                self.index
+                    .pushed_digest
+                    .as_ref()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
             ),
             Outcome::UpToDate => "already at the destination".to_string(),
             Outcome::Planned if self.index.dropped_entries > 0 => {
-                format!("would push sparse ({kept} of {} entries); {}", self.entries.len(), sparse_note(self.index.sparse_support))
+                format!(
+                    "would push sparse ({kept} of {} entries); {}",
+                    self.entries.len(),
+                    sparse_note(self.index.sparse_support)
+                )
             }
             Outcome::Planned => "would push as is".to_string(),
             Outcome::Rejected => "not pushed: the destination refused the sparse index".to_string(),
         };
         writeln!(out, "  {kind} {}: {what}", self.index.digest)?;
         if !self.entries.is_empty() {
-            let width = self.entries.iter().map(|e| e.platform.as_deref().unwrap_or("-").len()).max().unwrap_or(1);
+            let width = self
+                .entries
+                .iter()
+                .map(|e| e.platform.as_deref().unwrap_or("-").len())
+                .max()
+                .unwrap_or(1);
             for e in &self.entries {
                 writeln!(
                     out,
@@ -210,7 +239,11 @@ impl Report {
             }
         }
         let t = &self.blobs.totals;
-        let moved = if self.dry_run { "to transfer" } else { "transferred" };
+        let moved = if self.dry_run {
+            "to transfer"
+        } else {
+            "transferred"
+        };
         write!(
             out,
             "  blobs: {} ({}), {} already present ({}), {} {moved} ({})",
@@ -222,7 +255,12 @@ impl Report {
             human_bytes(t.transferred_bytes),
         )?;
         if self.blobs.mounted_count > 0 {
-            write!(out, ", {} mounted ({})", self.blobs.mounted_count, human_bytes(self.blobs.mounted_bytes))?;
+            write!(
+                out,
+                ", {} mounted ({})",
+                self.blobs.mounted_count,
+                human_bytes(self.blobs.mounted_bytes)
+            )?;
         }
         writeln!(out)?;
         if let Some(plan) = &self.plan {
@@ -253,9 +291,20 @@ impl Report {
             let codes: Vec<String> = r
                 .errors
                 .iter()
-                .map(|e| if e.detail.is_empty() { e.code.clone() } else { format!("{} {}", e.code, e.detail) })
+                .map(|e| {
+                    if e.detail.is_empty() {
+                        e.code.clone()
+                    } else {
+                        format!("{} {}", e.code, e.detail)
+                    }
+                })
                 .collect();
-            writeln!(out, "  the registry answered HTTP {}: {}", r.status, codes.join("; "))?;
+            writeln!(
+                out,
+                "  the registry answered HTTP {}: {}",
+                r.status,
+                codes.join("; ")
+            )?;
             writeln!(
                 out,
                 "  the {kept} kept entries are at the destination by digest; the index and the tag were not pushed"
@@ -296,7 +345,9 @@ fn sparse_note(s: SparseSupport) -> &'static str {
     match s {
         SparseSupport::Yes => "the destination accepts sparse indexes",
         SparseSupport::No => "the destination says it refuses sparse indexes",
-        SparseSupport::Unknown => "whether the destination accepts sparse indexes is known only when tried",
+        SparseSupport::Unknown => {
+            "whether the destination accepts sparse indexes is known only when tried"
+        }
     }
 }
 

@@ -54,7 +54,9 @@ impl Selection {
 
     /// Whether this selection keeps every entry of any index (no sparse result is possible).
     pub fn is_everything(&self) -> bool {
-        self.platforms.is_none() && self.attestations == Attestations::All && self.unbound == Unbound::Keep
+        self.platforms.is_none()
+            && self.attestations == Attestations::All
+            && self.unbound == Unbound::Keep
     }
 }
 
@@ -108,7 +110,11 @@ pub struct IndexSelection {
 /// Decide every entry of `index`. Bound attestations follow the decision for what they attest;
 /// nested indexes are left as [`Decision::Nested`] for the caller to resolve (`resolved_nested`
 /// gives the caller's decisions for those, by digest, when it re-runs this after recursing).
-pub fn select_index(index: &Index, sel: &Selection, resolved_nested: &dyn Fn(&Digest) -> Option<bool>) -> IndexSelection {
+pub fn select_index(
+    index: &Index,
+    sel: &Selection,
+    resolved_nested: &dyn Fn(&Digest) -> Option<bool>,
+) -> IndexSelection {
     let mut matched = BTreeSet::new();
     let mut decisions: Vec<Decision> = index
         .manifests
@@ -124,7 +130,12 @@ pub fn select_index(index: &Index, sel: &Selection, resolved_nested: &dyn Fn(&Di
                 match &sel.platforms {
                     None => Decision::Keep(format!("platform {p} (all platforms)")),
                     Some(specs) => {
-                        let hits: Vec<usize> = specs.iter().enumerate().filter(|(_, s)| s.matches(p)).map(|(i, _)| i).collect();
+                        let hits: Vec<usize> = specs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.matches(p))
+                            .map(|(i, _)| i)
+                            .collect();
                         if let Some(first) = hits.first() {
                             let why = format!("platform {p} matches --platform {}", specs[*first]);
                             matched.extend(hits);
@@ -142,19 +153,34 @@ pub fn select_index(index: &Index, sel: &Selection, resolved_nested: &dyn Fn(&Di
         .collect();
 
     for (i, d) in index.manifests.iter().enumerate() {
-        let EntryKind::Attestation(of) = classify(d) else { continue };
+        let EntryKind::Attestation(of) = classify(d) else {
+            continue;
+        };
         let target = index.manifests.iter().position(|m| m.digest == of);
         decisions[i] = match (sel.attestations, target) {
-            (Attestations::All, _) => Decision::Keep(format!("attestation of {} (--attestations all)", of.short())),
-            (Attestations::None, _) => Decision::Drop(format!("attestation of {} (--attestations none)", of.short())),
+            (Attestations::All, _) => Decision::Keep(format!(
+                "attestation of {} (--attestations all)",
+                of.short()
+            )),
+            (Attestations::None, _) => Decision::Drop(format!(
+                "attestation of {} (--attestations none)",
+                of.short()
+            )),
             (Attestations::Bound, Some(t)) => match &decisions[t] {
-                Decision::Keep(_) => Decision::Keep(format!("attestation of kept {}", describe(&index.manifests[t]))),
-                Decision::Drop(_) => Decision::Drop(format!("attestation of dropped {}", describe(&index.manifests[t]))),
+                Decision::Keep(_) => Decision::Keep(format!(
+                    "attestation of kept {}",
+                    describe(&index.manifests[t])
+                )),
+                Decision::Drop(_) => Decision::Drop(format!(
+                    "attestation of dropped {}",
+                    describe(&index.manifests[t])
+                )),
                 Decision::Nested => Decision::Nested,
             },
-            (Attestations::Bound, None) => {
-                unbound_decision(sel, &format!("attests {}, which is not in this index", of.short()))
-            }
+            (Attestations::Bound, None) => unbound_decision(
+                sel,
+                &format!("attests {}, which is not in this index", of.short()),
+            ),
         };
     }
     IndexSelection { decisions, matched }
@@ -219,7 +245,12 @@ mod tests {
             .iter()
             .zip(r.decisions)
             .filter(|(_, d)| d.is_keep())
-            .map(|(m, _)| m.platform.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "-".into()))
+            .map(|(m, _)| {
+                m.platform
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into())
+            })
             .collect()
     }
 
@@ -233,11 +264,16 @@ mod tests {
                 continue;
             }
             let bytes = std::fs::read(&path).unwrap();
-            let m = Manifest::parse(&bytes, "").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let m =
+                Manifest::parse(&bytes, "").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if let Manifest::Index(i) = &m {
                 let r = select_index(i, &Selection::default(), &|_| Some(true));
                 assert_eq!(r.decisions.len(), i.manifests.len());
-                assert!(r.decisions.iter().all(|d| d.is_keep()), "{}: default keeps all", path.display());
+                assert!(
+                    r.decisions.iter().all(|d| d.is_keep()),
+                    "{}: default keeps all",
+                    path.display()
+                );
             }
             seen += 1;
         }
@@ -247,9 +283,18 @@ mod tests {
     #[test]
     fn files_whose_sha_is_their_digest_hash_to_it() {
         for (name, digest) in [
-            ("docker-manifest-list-hello-world.json", "faa03e786c97f07ef34423fccceeec2398ec8a5759259f94d99078f264e9d7af"),
-            ("oci-index-multi-platform-quay.json", "0de0e983a4980f32b1aad2d7f7f387cea2d4e9517b47f336cef27f63735911fa"),
-            ("regclient-index-v2-subject.json", "dfae8f425735a5e3a72e40d6609e03079995511d48157c74d54801ff4430491e"),
+            (
+                "docker-manifest-list-hello-world.json",
+                "faa03e786c97f07ef34423fccceeec2398ec8a5759259f94d99078f264e9d7af",
+            ),
+            (
+                "oci-index-multi-platform-quay.json",
+                "0de0e983a4980f32b1aad2d7f7f387cea2d4e9517b47f336cef27f63735911fa",
+            ),
+            (
+                "regclient-index-v2-subject.json",
+                "dfae8f425735a5e3a72e40d6609e03079995511d48157c74d54801ff4430491e",
+            ),
         ] {
             let raw = RawManifest::new(fixture(name).into(), "");
             assert_eq!(raw.digest.hex(), digest, "{name}");
@@ -265,7 +310,10 @@ mod tests {
         let i = index("docker-manifest-list-hello-world.json");
         assert_eq!(i.manifests.len(), 11);
         assert_eq!(kept(&i, &sel(&["linux/amd64"])), vec!["linux/amd64"]);
-        assert_eq!(kept(&i, &sel(&["linux/arm"])), vec!["linux/arm/v5", "linux/arm/v7"]);
+        assert_eq!(
+            kept(&i, &sel(&["linux/arm"])),
+            vec!["linux/arm/v5", "linux/arm/v7"]
+        );
         assert_eq!(kept(&i, &sel(&["linux/arm64"])), vec!["linux/arm64/v8"]);
         assert_eq!(kept(&i, &sel(&["linux/aarch64"])), vec!["linux/arm64/v8"]);
         assert_eq!(kept(&i, &sel(&["windows/amd64"])).len(), 2);
@@ -274,7 +322,11 @@ mod tests {
             vec!["windows/amd64:10.0.20348.1249"]
         );
         let r = select_index(&i, &sel(&["linux/arm/v6", "linux/amd64"]), &|_| None);
-        assert_eq!(r.matched.into_iter().collect::<Vec<_>>(), vec![1], "hello-world has no arm/v6");
+        assert_eq!(
+            r.matched.into_iter().collect::<Vec<_>>(),
+            vec![1],
+            "hello-world has no arm/v6"
+        );
     }
 
     #[test]
@@ -283,23 +335,39 @@ mod tests {
         assert_eq!(kept(&i, &sel(&["linux/arm/v6"])), vec!["linux/arm/v6"]);
         assert_eq!(kept(&i, &sel(&["linux/armel"])), vec!["linux/arm/v6"]);
         assert_eq!(kept(&i, &sel(&["linux/arm"])).len(), 2);
-        assert_eq!(kept(&i, &sel(&["linux/i386", "linux/x86_64"])), vec!["linux/amd64", "linux/386"]);
+        assert_eq!(
+            kept(&i, &sel(&["linux/i386", "linux/x86_64"])),
+            vec!["linux/amd64", "linux/386"]
+        );
     }
 
     #[test]
     fn buildx_attestations_follow_their_platform() {
         let i = index("oci-index-buildx-attestations-kairos.json");
         assert_eq!(i.manifests.len(), 2);
-        assert!(matches!(classify(&i.manifests[1]), EntryKind::Attestation(ref d) if *d == i.manifests[0].digest));
-        assert_eq!(kept(&i, &sel(&["linux/amd64"])), vec!["linux/amd64", "unknown/unknown"]);
+        assert!(
+            matches!(classify(&i.manifests[1]), EntryKind::Attestation(ref d) if *d == i.manifests[0].digest)
+        );
+        assert_eq!(
+            kept(&i, &sel(&["linux/amd64"])),
+            vec!["linux/amd64", "unknown/unknown"]
+        );
         assert!(kept(&i, &sel(&["linux/arm64"])).is_empty());
-        let none = Selection { attestations: Attestations::None, ..sel(&["linux/amd64"]) };
+        let none = Selection {
+            attestations: Attestations::None,
+            ..sel(&["linux/amd64"])
+        };
         assert_eq!(kept(&i, &none), vec!["linux/amd64"]);
-        let all = Selection { attestations: Attestations::All, ..sel(&["linux/arm64"]) };
+        let all = Selection {
+            attestations: Attestations::All,
+            ..sel(&["linux/arm64"])
+        };
         assert_eq!(kept(&i, &all), vec!["unknown/unknown"]);
         let r = select_index(&i, &sel(&["linux/arm64"]), &|_| None);
         match &r.decisions[1] {
-            Decision::Drop(why) => assert!(why.contains("attestation of dropped linux/amd64"), "{why}"),
+            Decision::Drop(why) => {
+                assert!(why.contains("attestation of dropped linux/amd64"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -309,9 +377,19 @@ mod tests {
         let i = index("oci-index-docker-official-alpine-with-attestations.reserialized.json");
         assert_eq!(i.manifests.len(), 16);
         let r = select_index(&i, &sel(&["linux/amd64", "linux/arm64"]), &|_| None);
-        let kept: Vec<&Descriptor> = i.manifests.iter().zip(&r.decisions).filter(|(_, d)| d.is_keep()).map(|(m, _)| m).collect();
+        let kept: Vec<&Descriptor> = i
+            .manifests
+            .iter()
+            .zip(&r.decisions)
+            .filter(|(_, d)| d.is_keep())
+            .map(|(m, _)| m)
+            .collect();
         assert_eq!(kept.len(), 4, "2 platforms + their 2 attestations");
-        let kept_platforms: BTreeSet<Digest> = kept.iter().filter(|d| classify(d) == EntryKind::Platform).map(|d| d.digest.clone()).collect();
+        let kept_platforms: BTreeSet<Digest> = kept
+            .iter()
+            .filter(|d| classify(d) == EntryKind::Platform)
+            .map(|d| d.digest.clone())
+            .collect();
         for d in &kept {
             if let EntryKind::Attestation(of) = classify(d) {
                 assert!(kept_platforms.contains(&of));
@@ -323,16 +401,30 @@ mod tests {
     }
 
     fn kept_by_request(i: &Index, p: &[&str]) -> usize {
-        kept(i, &Selection { attestations: Attestations::None, ..sel(p) }).len()
+        kept(
+            i,
+            &Selection {
+                attestations: Attestations::None,
+                ..sel(p)
+            },
+        )
+        .len()
     }
 
     #[test]
     fn quay_and_regclient_indexes() {
         let i = index("oci-index-multi-platform-quay.json");
-        assert_eq!(kept(&i, &sel(&["linux/arm64", "linux/s390x"])), vec!["linux/arm64", "linux/s390x"]);
+        assert_eq!(
+            kept(&i, &sel(&["linux/arm64", "linux/s390x"])),
+            vec!["linux/arm64", "linux/s390x"]
+        );
         let i = index("regclient-index-v2-subject.json");
         assert_eq!(kept(&i, &sel(&["linux/arm/v7"])), vec!["linux/arm/v7"]);
-        assert!(i.annotations.unwrap().contains_key("org.opencontainers.image.base.name"));
+        assert!(
+            i.annotations
+                .unwrap()
+                .contains_key("org.opencontainers.image.base.name")
+        );
     }
 
     #[test]
@@ -350,27 +442,64 @@ mod tests {
         // The referrers-list fixtures are indexes of artifacts with no platform.
         let i = index("regclient-referrers-index-for-v2.json");
         assert_eq!(kept(&i, &sel(&["linux/amd64"])).len(), 2);
-        let drop = Selection { unbound: Unbound::Drop, ..sel(&["linux/amd64"]) };
+        let drop = Selection {
+            unbound: Unbound::Drop,
+            ..sel(&["linux/amd64"])
+        };
         assert!(kept(&i, &drop).is_empty());
     }
 
     #[test]
     fn image_manifests_and_artifacts_are_classified() {
         for (name, artifact_type, has_subject) in [
-            ("notation-signature-manifest-with-subject.json", "application/vnd.cncf.notary.signature", true),
-            ("regclient-artifact-manifest-sbom-with-subject.json", "application/example.sbom", true),
-            ("regclient-artifact-manifest-signature-with-subject.json", "application/example.signature", true),
-            ("regclient-artifact-manifest-child.json", "application/example.child", false),
-            ("cosign-signature-manifest-quay.json", "application/vnd.oci.image.config.v1+json", false),
-            ("helm-chart-manifest-legacy-layer.synthetic.json", "application/vnd.cncf.helm.config.v1+json", false),
+            (
+                "notation-signature-manifest-with-subject.json",
+                "application/vnd.cncf.notary.signature",
+                true,
+            ),
+            (
+                "regclient-artifact-manifest-sbom-with-subject.json",
+                "application/example.sbom",
+                true,
+            ),
+            (
+                "regclient-artifact-manifest-signature-with-subject.json",
+                "application/example.signature",
+                true,
+            ),
+            (
+                "regclient-artifact-manifest-child.json",
+                "application/example.child",
+                false,
+            ),
+            (
+                "cosign-signature-manifest-quay.json",
+                "application/vnd.oci.image.config.v1+json",
+                false,
+            ),
+            (
+                "helm-chart-manifest-legacy-layer.synthetic.json",
+                "application/vnd.cncf.helm.config.v1+json",
+                false,
+            ),
         ] {
             let m = Manifest::parse(&fixture(name), "").unwrap();
             assert_eq!(m.artifact_type(), Some(artifact_type), "{name}");
             assert_eq!(m.subject().is_some(), has_subject, "{name}");
         }
-        let m = Manifest::parse(&fixture("regclient-index-with-subject-and-artifacttype.json"), "").unwrap();
-        let Manifest::Index(i) = &m else { panic!("an index") };
-        assert_eq!(i.subject.as_ref().unwrap().digest, i.manifests[0].digest, "the cycle edge case");
+        let m = Manifest::parse(
+            &fixture("regclient-index-with-subject-and-artifacttype.json"),
+            "",
+        )
+        .unwrap();
+        let Manifest::Index(i) = &m else {
+            panic!("an index")
+        };
+        assert_eq!(
+            i.subject.as_ref().unwrap().digest,
+            i.manifests[0].digest,
+            "the cycle edge case"
+        );
         for name in [
             "docker-schema2-manifest-foreign-layer.synthetic.json",
             "oci-image-manifest-nondistributable-layer.synthetic.json",
@@ -380,7 +509,9 @@ mod tests {
             "oci-attestation-manifest-buildx-kairos.json",
             "notation-subject-artifact-manifest.json",
         ] {
-            let Manifest::Image(m) = Manifest::parse(&fixture(name), "").unwrap() else { panic!("{name}") };
+            let Manifest::Image(m) = Manifest::parse(&fixture(name), "").unwrap() else {
+                panic!("{name}")
+            };
             assert!(m.blobs().count() >= 2, "{name}");
         }
     }

@@ -86,7 +86,11 @@ pub struct CopyArgs {
     pub destination: String,
 
     /// Platforms to copy, os/arch[/variant] (repeatable, comma-separated); default: all
-    #[arg(long = "platform", value_name = "LIST", conflicts_with = "all_platforms")]
+    #[arg(
+        long = "platform",
+        value_name = "LIST",
+        conflicts_with = "all_platforms"
+    )]
     pub platforms: Vec<String>,
     /// Copy every entry of the index (a full, non-sparse copy)
     #[arg(long)]

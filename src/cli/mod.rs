@@ -73,7 +73,12 @@ fn emit(report: &Report, args: &CopyArgs) -> Result<(), Error> {
     if let Some(path) = &args.report {
         let mut buf = Vec::new();
         report.write_json(&mut buf).expect("writing to memory");
-        std::fs::write(path, buf).map_err(|e| Error::Failed(format!("cannot write the report to {}: {e}", path.display())))?;
+        std::fs::write(path, buf).map_err(|e| {
+            Error::Failed(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ))
+        })?;
     }
     let mut out = std::io::stdout().lock();
     let r = match args.format {

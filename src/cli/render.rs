@@ -17,7 +17,11 @@ impl Events for PlainLines {
         }
         let line = match event {
             Event::BlobStarted { blob, .. } if self.verbose => {
-                format!("blob {} {} started", blob.digest.short(), human_bytes(blob.size))
+                format!(
+                    "blob {} {} started",
+                    blob.digest.short(),
+                    human_bytes(blob.size)
+                )
             }
             Event::BlobStarted { .. } => return,
             Event::BlobDone { blob, how } => format!(
@@ -30,11 +34,19 @@ impl Events for PlainLines {
                 },
                 blob.used_by.join(", ")
             ),
-            Event::ManifestPushed { digest, media_type, tag } => match tag {
+            Event::ManifestPushed {
+                digest,
+                media_type,
+                tag,
+            } => match tag {
                 Some(t) => format!("manifest {} pushed as :{t} ({media_type})", digest.short()),
                 None => format!("manifest {} pushed ({media_type})", digest.short()),
             },
-            Event::Retrying { what, attempt, error } => format!("retrying {what} (attempt {attempt}): {error}"),
+            Event::Retrying {
+                what,
+                attempt,
+                error,
+            } => format!("retrying {what} (attempt {attempt}): {error}"),
         };
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }

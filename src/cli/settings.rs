@@ -19,11 +19,20 @@ pub struct CopyCommand {
 }
 
 pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error> {
-    let source: ImageRef = args.source.parse().map_err(|e| Error::Usage(format!("source: {e}")))?;
-    let destination: ImageRef = args.destination.parse().map_err(|e| Error::Usage(format!("destination: {e}")))?;
-    let platforms = platform::parse_list(&args.platforms).map_err(|e| Error::Usage(e.to_string()))?;
+    let source: ImageRef = args
+        .source
+        .parse()
+        .map_err(|e| Error::Usage(format!("source: {e}")))?;
+    let destination: ImageRef = args
+        .destination
+        .parse()
+        .map_err(|e| Error::Usage(format!("destination: {e}")))?;
+    let platforms =
+        platform::parse_list(&args.platforms).map_err(|e| Error::Usage(e.to_string()))?;
     if !args.platforms.is_empty() && platforms.is_empty() {
-        return Err(Error::Usage("--platform is empty: name at least one os/arch".into()));
+        return Err(Error::Usage(
+            "--platform is empty: name at least one os/arch".into(),
+        ));
     }
     let selection = if args.all_platforms {
         Selection::everything()
@@ -61,19 +70,36 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 OnSparseRejectArg::Strip => OnSparseReject::Strip,
             },
             dry_run: dry_run || args.dry_run,
-            source: registry_options(args.src_creds.as_deref(), args.src_tls_verify, args.retry_times, "--src-creds")?,
-            destination: registry_options(args.dest_creds.as_deref(), args.dest_tls_verify, args.retry_times, "--dest-creds")?,
+            source: registry_options(
+                args.src_creds.as_deref(),
+                args.src_tls_verify,
+                args.retry_times,
+                "--src-creds",
+            )?,
+            destination: registry_options(
+                args.dest_creds.as_deref(),
+                args.dest_tls_verify,
+                args.retry_times,
+                "--dest-creds",
+            )?,
         },
     })
 }
 
-fn registry_options(creds: Option<&str>, tls_verify: bool, retry_times: u32, flag: &str) -> Result<RegistryOptions, Error> {
+fn registry_options(
+    creds: Option<&str>,
+    tls_verify: bool,
+    retry_times: u32,
+    flag: &str,
+) -> Result<RegistryOptions, Error> {
     let credentials = match creds {
         None => None,
         Some(c) => {
             let (user, pass) = c.split_once(':').unwrap_or((c, ""));
             if user.is_empty() {
-                return Err(Error::Usage(format!("{flag}: the user name is empty (expected USER[:PASS])")));
+                return Err(Error::Usage(format!(
+                    "{flag}: the user name is empty (expected USER[:PASS])"
+                )));
             }
             Some((user.to_string(), pass.to_string()))
         }

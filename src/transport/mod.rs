@@ -73,7 +73,11 @@ pub enum TransportError {
     Auth { registry: String, message: String },
 
     #[error("{method} {url}: {message}")]
-    Http { method: String, url: String, message: String },
+    Http {
+        method: String,
+        url: String,
+        message: String,
+    },
 
     #[error("{path}: {message}")]
     Io { path: String, message: String },
@@ -113,7 +117,11 @@ fn describe_items(errors: &[RegistryErrorItem]) -> String {
             s
         })
         .collect();
-    let more = if errors.len() > 5 { format!(" and {} more", errors.len() - 5) } else { String::new() };
+    let more = if errors.len() > 5 {
+        format!(" and {} more", errors.len() - 5)
+    } else {
+        String::new()
+    };
     format!(" {}{more}", items.join("; "))
 }
 
@@ -128,7 +136,9 @@ impl TransportError {
     /// Is this worth another try (connection trouble, 408, 429, 5xx)?
     pub fn is_retryable(&self) -> bool {
         match self {
-            TransportError::Registry { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            TransportError::Registry { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500
+            }
             TransportError::Http { .. } => true,
             _ => false,
         }

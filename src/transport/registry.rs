@@ -19,12 +19,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::{Mutex, OnceCell};
 
-use super::{BlobStream, PushAs, RegistryErrorItem, Result, SparseSupport, Transport, TransportError};
-use crate::oci::{ContentError, Descriptor, Digest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, RawManifest};
+use super::{
+    BlobStream, PushAs, RegistryErrorItem, Result, SparseSupport, Transport, TransportError,
+};
+use crate::oci::{
+    ContentError, Descriptor, Digest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, RawManifest,
+};
 use crate::reference::{Target, is_loopback_host};
 
 /// How to reach one registry.
@@ -70,11 +76,18 @@ struct Base {
 #[derive(Debug, Clone)]
 enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 impl RegistryClient {
-    pub fn new(registry: &str, api_host: &str, options: RegistryOptions) -> Result<Arc<RegistryClient>> {
+    pub fn new(
+        registry: &str,
+        api_host: &str,
+        options: RegistryOptions,
+    ) -> Result<Arc<RegistryClient>> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mirror/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
@@ -101,12 +114,14 @@ impl RegistryClient {
     async fn base(&self) -> Result<&Base> {
         self.base
             .get_or_try_init(|| async {
-                let https = Url::parse(&format!("https://{}/", self.api_host))
-                    .map_err(|e| TransportError::Other(format!("bad registry host {:?}: {e}", self.api_host)))?;
+                let https = Url::parse(&format!("https://{}/", self.api_host)).map_err(|e| {
+                    TransportError::Other(format!("bad registry host {:?}: {e}", self.api_host))
+                })?;
                 match self.ping(&https).await {
                     Ok(base) => Ok(base),
                     Err(e) => {
-                        let plain_allowed = is_loopback_host(&self.api_host) || !self.options.tls_verify;
+                        let plain_allowed =
+                            is_loopback_host(&self.api_host) || !self.options.tls_verify;
                         if !plain_allowed || is_certificate_error(&e) {
                             return Err(e);
                         }
@@ -129,7 +144,11 @@ impl RegistryClient {
                     attempt += 1;
                 }
                 Ok(r) => break r,
-                Err(e) if e.is_connect() && attempt < self.options.retry_times && root.scheme() == "http" => {
+                Err(e)
+                    if e.is_connect()
+                        && attempt < self.options.retry_times
+                        && root.scheme() == "http" =>
+                {
                     backoff(attempt, &HeaderMap::new()).await;
                     attempt += 1;
                 }
@@ -142,7 +161,11 @@ impl RegistryClient {
                 }
             }
         };
-        let sparse = match resp.headers().get("x-sparse-manifest-support").and_then(|v| v.to_str().ok()) {
+        let sparse = match resp
+            .headers()
+            .get("x-sparse-manifest-support")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(v) if v.eq_ignore_ascii_case("true") => SparseSupport::Yes,
             Some(v) if v.eq_ignore_ascii_case("false") => SparseSupport::No,
             _ => SparseSupport::Unknown,
@@ -204,7 +227,9 @@ impl RegistryClient {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     return Err(self.auth_failed(&resp));
                 }
-                Ok(resp) if is_retryable_status(resp.status()) && attempt < self.options.retry_times => {
+                Ok(resp)
+                    if is_retryable_status(resp.status()) && attempt < self.options.retry_times =>
+                {
                     backoff(attempt, resp.headers()).await;
                     attempt += 1;
                 }
@@ -226,7 +251,8 @@ impl RegistryClient {
 
     fn auth_failed(&self, _resp: &Response) -> TransportError {
         let message = if self.options.credentials.is_some() {
-            "the registry refused the credentials (HTTP 401): check the user name and password".to_string()
+            "the registry refused the credentials (HTTP 401): check the user name and password"
+                .to_string()
         } else {
             "the registry requires authentication (HTTP 401): pass --src-creds/--dest-creds USER[:PASS]".to_string()
         };
@@ -296,10 +322,13 @@ impl RegistryClient {
                     access_token: Option<String>,
                 }
                 let t: Token = resp.json_bytes().await?;
-                let token = t.token.or(t.access_token).ok_or_else(|| TransportError::Auth {
-                    registry: self.registry.clone(),
-                    message: "the token server's answer has no token".into(),
-                })?;
+                let token = t
+                    .token
+                    .or(t.access_token)
+                    .ok_or_else(|| TransportError::Auth {
+                        registry: self.registry.clone(),
+                        message: "the token server's answer has no token".into(),
+                    })?;
                 format!("Bearer {token}")
             }
         };
@@ -320,7 +349,8 @@ impl JsonBytes for Response {
             url: url.clone(),
             message: error_chain(&e),
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| TransportError::Other(format!("{url}: unexpected answer: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TransportError::Other(format!("{url}: unexpected answer: {e}")))
     }
 }
 
@@ -346,7 +376,10 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
             _ => {}
         }
     }
-    Some(Challenge::Bearer { realm: realm?, service })
+    Some(Challenge::Bearer {
+        realm: realm?,
+        service,
+    })
 }
 
 /// `k="v", k2="v2"` (values may contain commas inside quotes).
@@ -355,7 +388,11 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     let mut rest = s.trim();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         rest = &rest[eq + 1..];
         let value;
         if let Some(r) = rest.strip_prefix('"') {
@@ -487,7 +524,9 @@ impl RegistryRepo {
     }
 
     async fn url(&self, tail: &str) -> Result<Url> {
-        self.client.url(&format!("/v2/{}/{tail}", self.repository)).await
+        self.client
+            .url(&format!("/v2/{}/{tail}", self.repository))
+            .await
     }
 
     async fn request(
@@ -512,7 +551,9 @@ impl Transport for RegistryRepo {
 
     async fn get_manifest(&self, target: &Target) -> Result<Option<RawManifest>> {
         let url = self.url(&format!("manifests/{target}")).await?;
-        let resp = self.request(Method::GET, url.clone(), &Self::accept).await?;
+        let resp = self
+            .request(Method::GET, url.clone(), &Self::accept)
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -530,7 +571,8 @@ impl Transport for RegistryRepo {
         let media_type = header_str(resp.headers(), CONTENT_TYPE.as_str())
             .map(|m| m.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
-        let claimed = header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+        let claimed = header_str(resp.headers(), "docker-content-digest")
+            .and_then(|d| d.parse::<Digest>().ok());
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -566,11 +608,15 @@ impl Transport for RegistryRepo {
 
     async fn head_manifest(&self, target: &Target) -> Result<Option<Digest>> {
         let url = self.url(&format!("manifests/{target}")).await?;
-        let resp = self.request(Method::HEAD, url.clone(), &Self::accept).await?;
+        let resp = self
+            .request(Method::HEAD, url.clone(), &Self::accept)
+            .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
-                if let Some(d) = header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse().ok()) {
+                if let Some(d) =
+                    header_str(resp.headers(), "docker-content-digest").and_then(|d| d.parse().ok())
+                {
                     return Ok(Some(d));
                 }
                 // No digest header: fall back to the body.
@@ -627,12 +673,18 @@ impl Transport for RegistryRepo {
 
     async fn put_blob(&self, desc: &Descriptor, body: BlobStream) -> Result<()> {
         let start = self.url("blobs/uploads/").await?;
-        let resp = self.request(Method::POST, start.clone(), &|r| r.header(CONTENT_LENGTH, "0")).await?;
+        let resp = self
+            .request(Method::POST, start.clone(), &|r| {
+                r.header(CONTENT_LENGTH, "0")
+            })
+            .await?;
         if resp.status() != StatusCode::ACCEPTED && resp.status() != StatusCode::CREATED {
             return Err(registry_error("POST", &start, resp).await);
         }
         let mut location = upload_location(&start, resp.headers())?;
-        location.query_pairs_mut().append_pair("digest", desc.digest.as_str());
+        location
+            .query_pairs_mut()
+            .append_pair("digest", desc.digest.as_str());
 
         // The body can be sent only once, so this request is not retried here; the copy engine
         // retries the whole blob with a fresh source stream.
@@ -647,7 +699,9 @@ impl Transport for RegistryRepo {
                 match body.lock().ok().and_then(|mut b| b.take()) {
                     Some(b) => r.body(b),
                     None => r.body(reqwest::Body::wrap_stream(futures::stream::once(async {
-                        Err::<bytes::Bytes, _>(std::io::Error::other("the upload body was already sent"))
+                        Err::<bytes::Bytes, _>(std::io::Error::other(
+                            "the upload body was already sent",
+                        ))
                     }))),
                 }
             })
@@ -681,7 +735,9 @@ impl Transport for RegistryRepo {
         let scopes = vec![self.scope.clone(), format!("repository:{from_repo}:pull")];
         let resp = self
             .client
-            .send(Method::POST, url.clone(), &scopes, &|r| r.header(CONTENT_LENGTH, "0"))
+            .send(Method::POST, url.clone(), &scopes, &|r| {
+                r.header(CONTENT_LENGTH, "0")
+            })
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
@@ -706,7 +762,8 @@ impl Transport for RegistryRepo {
         let media_type = manifest.media_type.clone();
         let resp = self
             .request(Method::PUT, url.clone(), &move |r| {
-                r.header(CONTENT_TYPE, media_type.as_str()).body(bytes.clone())
+                r.header(CONTENT_TYPE, media_type.as_str())
+                    .body(bytes.clone())
             })
             .await?;
         if !resp.status().is_success() {
@@ -778,7 +835,10 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn upload_location(request_url: &Url, headers: &HeaderMap) -> Result<Url> {
     let loc = header_str(headers, "location").ok_or_else(|| {
-        TransportError::Other(format!("{}: the registry gave no upload Location", redact(request_url)))
+        TransportError::Other(format!(
+            "{}: the registry gave no upload Location",
+            redact(request_url)
+        ))
     })?;
     request_url
         .join(loc)
@@ -790,7 +850,13 @@ fn parse_next_link(link: &str) -> Option<String> {
     for part in link.split(',') {
         let (target, params) = part.split_once(';')?;
         if params.contains("rel=\"next\"") || params.contains("rel=next") {
-            return Some(target.trim().trim_start_matches('<').trim_end_matches('>').to_string());
+            return Some(
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string(),
+            );
         }
     }
     None
@@ -802,7 +868,9 @@ mod tests {
 
     #[test]
     fn parses_bearer_challenges() {
-        let c = parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#);
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
+        );
         match c {
             Some(Challenge::Bearer { realm, service }) => {
                 assert_eq!(realm, "https://auth.docker.io/token");
@@ -810,7 +878,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_challenge(r#"Basic realm="x""#), Some(Challenge::Basic)));
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        ));
         assert!(parse_challenge("Negotiate").is_none());
     }
 
