@@ -23,6 +23,12 @@ use crate::transport::{PushAs, RegistryErrorItem, Transport, TransportError};
 /// Progress the engine reports; the CLI renders it.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
+    /// Execution starts: this many blobs (and bytes) are missing at the destination and will move
+    /// (a progress bar's total). Sent again when a fallback executes a second plan.
+    PlanReady {
+        total_blobs: u64,
+        total_bytes: u64,
+    },
     /// A blob transfer starts; `progress` counts the bytes that have passed so far (a progress bar
     /// polls it).
     BlobStarted {
@@ -101,6 +107,11 @@ pub async fn execute(
     if plan.up_to_date {
         return Ok((RootResult::UpToDate, done));
     }
+    let missing = plan.blob_totals();
+    events.event(Event::PlanReady {
+        total_blobs: missing.transferred_count,
+        total_bytes: missing.transferred_bytes,
+    });
     copy_blobs(
         plan.blobs.iter().filter(|b| !b.present),
         src,
@@ -113,19 +124,16 @@ pub async fn execute(
 
     let (images, indexes) = plan.push_order();
     let jobs = opts.jobs.max(1);
-    let pushed: Vec<()> = futures::stream::iter(
-        images
-            .into_iter()
-            .filter(|m| !m.present)
-            .map(|m| async move { push_manifest(dst, &m.raw, &PushAs::Child, opts, events).await }),
-    )
+    let pushed: Vec<()> = futures::stream::iter(images.into_iter().filter(|m| !m.present).map(
+        |m| async move { push_manifest(dst, raw_of(m)?, &PushAs::Child, opts, events).await },
+    ))
     .buffer_unordered(jobs)
     .try_collect()
     .await?;
     done.manifests_pushed += pushed.len() as u64;
 
     for m in indexes.into_iter().filter(|m| !m.present) {
-        match push_index(dst, &m.raw, &PushAs::Child, opts, events).await? {
+        match push_index(dst, raw_of(m)?, &PushAs::Child, opts, events).await? {
             Some(refused) => return Ok((refused, done)),
             None => done.manifests_pushed += 1,
         }
@@ -139,7 +147,7 @@ pub async fn execute(
             .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
         return Ok((RootResult::UpToDate, done));
     }
-    if let Some(refused) = push_index(dst, &plan.root.raw, &root_as, opts, events).await? {
+    if let Some(refused) = push_index(dst, raw_of(&plan.root)?, &root_as, opts, events).await? {
         return Ok((refused, done));
     }
     done.manifests_pushed += 1;
@@ -147,6 +155,15 @@ pub async fn execute(
         .await
         .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
     Ok((RootResult::Pushed, done))
+}
+
+fn raw_of(m: &crate::plan::PlannedManifest) -> Result<&RawManifest, Error> {
+    m.raw.as_ref().ok_or_else(|| {
+        Error::Failed(format!(
+            "internal error: the plan has no bytes for {}",
+            m.digest
+        ))
+    })
 }
 
 /// Push the manifests of a rewritten (stripped) index tree: nested ones by digest, the root last.

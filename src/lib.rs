@@ -20,11 +20,14 @@
 //! - [`copy`]: executing a plan with bounded concurrency, dedup and verification, emitting events.
 //! - [`ops`]: one function per command, including the sparse-rejection fallback.
 //! - [`report`]: the versioned JSON report and the text summary.
+//! - [`config`], [`sync`]: the sync config file, validated into jobs, and running them.
 //! - [`cli`]: clap arguments, settings resolution, rendering, exit codes.
 
 pub mod cli;
+pub mod config;
 pub mod copy;
 pub mod error;
+pub mod inspect;
 pub mod oci;
 pub mod ops;
 pub mod plan;
@@ -32,4 +35,5 @@ pub mod platform;
 pub mod reference;
 pub mod report;
 pub mod select;
+pub mod sync;
 pub mod transport;

@@ -123,7 +123,11 @@ pub async fn copy_image(
         )));
     }
     if settings.dry_run {
-        return Ok(Report::from_plan(&plan, Outcome::Planned, true));
+        return Ok(named(
+            Report::from_plan(&plan, Outcome::Planned, true),
+            src_ref,
+            dst_ref,
+        ));
     }
     let (result, done) =
         copy::execute(&plan, src_t, dst_t, &settings.exec, events.as_ref()).await?;
@@ -187,7 +191,7 @@ pub async fn copy_image(
                         manifests_pushed: done.manifests_pushed + more.manifests_pushed,
                     };
                     fill_blobs(&mut r.blobs, &full, &all);
-                    return Ok(r);
+                    return Ok(named(r, src_ref, dst_ref));
                 }
                 OnSparseReject::Strip => {
                     let (nested, root) = strip_tree(&plan)?;
@@ -212,7 +216,14 @@ pub async fn copy_image(
         }
     }
     fill_blobs(&mut report.blobs, &plan, &done);
-    Ok(report)
+    Ok(named(report, src_ref, dst_ref))
+}
+
+/// Reports name the references as the user gave them (with tag or digest).
+fn named(mut report: Report, src: &ImageRef, dst: &ImageRef) -> Report {
+    report.source = src.to_string();
+    report.destination = dst.to_string();
+    report
 }
 
 /// Blob counts after execution: `count`/`bytes` are every blob the copied image uses, `transferred*`
@@ -346,11 +357,17 @@ pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error>
     };
     let (_, indexes) = plan.push_order();
     for m in indexes {
-        if let Some(new) = strip(&m.raw, &replace)? {
+        let Some(raw) = &m.raw else { continue };
+        if let Some(new) = strip(raw, &replace)? {
             replace.insert(m.digest.clone(), (new.digest.clone(), new.size()));
             nested.push(new);
         }
     }
-    let root = strip(&plan.root.raw, &replace)?.unwrap_or_else(|| plan.root.raw.clone());
+    let root_raw = plan
+        .root
+        .raw
+        .clone()
+        .ok_or_else(|| Error::Failed("internal error: the plan has no root bytes".into()))?;
+    let root = strip(&root_raw, &replace)?.unwrap_or(root_raw);
     Ok((nested, root))
 }

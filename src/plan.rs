@@ -39,8 +39,10 @@ pub enum RootKind {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedManifest {
+    /// The bytes to push; `None` only in an up-to-date plan, where nothing is pushed and the child
+    /// manifests were not read.
     #[serde(skip)]
-    pub raw: RawManifest,
+    pub raw: Option<RawManifest>,
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
@@ -76,7 +78,8 @@ pub struct PlannedBlob {
     pub media_type: String,
     pub size: u64,
     pub present: bool,
-    /// The platforms (or entry digests) whose manifests use this blob.
+    /// Who uses this blob: platforms (`linux/amd64`), their attestations (`linux/amd64 attestation`),
+    /// or entry digests for entries without a platform.
     pub used_by: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
@@ -152,6 +155,26 @@ impl Plan {
         t
     }
 
+    /// Totals per user of the blobs (see [`PlannedBlob::used_by`]); a shared blob counts for each.
+    pub fn per_platform(&self) -> BTreeMap<String, Totals> {
+        let mut out: BTreeMap<String, Totals> = BTreeMap::new();
+        for b in &self.blobs {
+            for who in &b.used_by {
+                let t = out.entry(who.clone()).or_default();
+                t.count += 1;
+                t.bytes += b.size;
+                if b.present || self.up_to_date {
+                    t.present_count += 1;
+                    t.present_bytes += b.size;
+                } else {
+                    t.transferred_count += 1;
+                    t.transferred_bytes += b.size;
+                }
+            }
+        }
+        out
+    }
+
     /// Manifest bytes that would be pushed (children not present, plus the root).
     pub fn manifest_bytes_to_push(&self) -> u64 {
         if self.up_to_date {
@@ -210,19 +233,15 @@ pub async fn plan(
     let mut entries = Vec::new();
     let mut manifests = Vec::new();
     let mut warnings = Vec::new();
-    let mut image_manifests: Vec<(ParsedImage, Option<String>)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut image_manifests: Vec<(oci::ImageManifest, Option<String>)> = Vec::new();
 
     let kind = match &root_manifest {
         Manifest::Image(m) => {
             if let Some(specs) = &opts.selection.platforms {
                 check_single_platform(src, m, specs).await?;
             }
-            image_manifests.push((
-                ParsedImage {
-                    manifest: m.clone(),
-                },
-                None,
-            ));
+            image_manifests.push((m.clone(), None));
             RootKind::Single
         }
         Manifest::Index(index) => {
@@ -233,59 +252,178 @@ pub async fn plan(
                 entries: &mut entries,
                 manifests: &mut manifests,
                 matched: &mut matched,
-                images: &mut image_manifests,
-                jobs,
+                pending: &mut pending,
             };
             walker.walk(&root_raw.digest, index, 1).await?;
             if let Some(specs) = &opts.selection.platforms {
-                let missing: Vec<&PlatformSpec> = specs
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !matched.contains(i))
-                    .map(|(_, s)| s)
-                    .collect();
-                if !missing.is_empty() {
-                    let available: Vec<String> = entries
-                        .iter()
-                        .filter(|e| e.platform.is_some() && e.attests.is_none())
-                        .filter_map(|e| e.platform.clone())
-                        .collect();
-                    let missing_list = missing
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let msg = format!(
-                        "{}:{target} has no {} entry (it has: {})",
-                        src.location(),
-                        missing_list,
-                        if available.is_empty() {
-                            "no platform entries".to_string()
-                        } else {
-                            available.join(", ")
-                        }
-                    );
-                    if !opts.skip_missing_platforms || missing.len() == specs.len() {
-                        let hint = if opts.skip_missing_platforms {
-                            "none of the requested platforms is there"
-                        } else {
-                            "pick platforms it has, or pass --skip-missing-platforms"
-                        };
-                        return Err(Error::Failed(format!("{msg}: {hint}")));
-                    }
-                    warnings.push(msg);
-                }
+                check_missing(src, target, specs, &matched, &entries, opts, &mut warnings)?;
             }
             RootKind::Index
         }
     };
 
-    // Blobs of every kept image manifest, each once.
+    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
+    let destination_digest = match &tag {
+        Some(t) => dst
+            .head_manifest(&Target::Tag(t.clone()))
+            .await
+            .map_err(dest_err)?,
+        None => dst
+            .head_manifest(&Target::Digest(root_raw.digest.clone()))
+            .await
+            .map_err(dest_err)?,
+    };
+    let root_present = destination_digest.as_ref() == Some(&root_raw.digest);
+    let sparse_support = dst.sparse_support().await;
+    let root = PlannedManifest {
+        digest: root_raw.digest.clone(),
+        media_type: root_raw.media_type.clone(),
+        size: root_raw.size(),
+        raw: Some(root_raw.clone()),
+        platform: None,
+        depth: 0,
+        present: root_present,
+    };
+    let finish = |manifests, blobs, up_to_date| Plan {
+        source: src.location(),
+        destination: dst.location(),
+        kind,
+        root: root.clone(),
+        tag: tag.clone(),
+        destination_digest: destination_digest.clone(),
+        entries: entries.clone(),
+        manifests,
+        blobs,
+        up_to_date,
+        sparse_support,
+        warnings: warnings.clone(),
+    };
+
+    // The no-op fast path: the destination has the root, so if every kept child is there too the
+    // children need not be read at all (a few HEAD requests, no GETs, no blob traffic).
+    if root_present {
+        let children: Vec<Digest> = pending
+            .iter()
+            .map(|p| p.descriptor.digest.clone())
+            .chain(manifests.iter().map(|m| m.digest.clone()))
+            .collect();
+        let present = head_all(dst, &children, jobs, true)
+            .await
+            .map_err(dest_err)?;
+        if present.iter().all(|p| *p) {
+            let mut listed: Vec<PlannedManifest> = manifests
+                .iter()
+                .cloned()
+                .map(|m| PlannedManifest { present: true, ..m })
+                .collect();
+            listed.extend(pending.iter().map(|p| PlannedManifest {
+                raw: None,
+                digest: p.descriptor.digest.clone(),
+                media_type: p.descriptor.media_type.clone(),
+                size: p.descriptor.size,
+                platform: p.descriptor.platform.as_ref().map(Platform::to_string),
+                depth: p.depth,
+                present: true,
+            }));
+            let blobs = if kind == RootKind::Single {
+                blobs_of(&image_manifests)
+            } else {
+                vec![]
+            };
+            return Ok(finish(listed, blobs, true));
+        }
+    }
+
+    // Read every kept child manifest, all levels at once.
+    let fetched: Vec<(RawManifest, Pending)> =
+        futures::stream::iter(pending.into_iter().map(|p| async move {
+            let raw = fetch(src, &p.descriptor, Some(&p.who)).await?;
+            Ok::<_, Error>((raw, p))
+        }))
+        .buffered(jobs)
+        .try_collect()
+        .await?;
+    for (raw, p) in fetched {
+        let d = &p.descriptor;
+        let manifest = match raw.parse() {
+            Ok(Manifest::Image(m)) => m,
+            Ok(Manifest::Index(_)) => {
+                return Err(Error::Failed(format!(
+                    "{}@{}: listed as an image manifest ({}), but it is an index",
+                    src.location(),
+                    d.digest,
+                    d.media_type
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Failed(format!(
+                    "{}@{}: {e}",
+                    src.location(),
+                    d.digest
+                )));
+            }
+        };
+        manifests.push(PlannedManifest {
+            digest: raw.digest.clone(),
+            media_type: raw.media_type.clone(),
+            size: raw.size(),
+            raw: Some(raw),
+            platform: d.platform.as_ref().map(Platform::to_string),
+            depth: p.depth,
+            present: false,
+        });
+        image_manifests.push((manifest, Some(p.who)));
+    }
+    let mut blobs = blobs_of(&image_manifests);
+
+    // What the destination has.
+    let digests: Vec<Digest> = manifests.iter().map(|m| m.digest.clone()).collect();
+    for (m, p) in manifests.iter_mut().zip(
+        head_all(dst, &digests, jobs, true)
+            .await
+            .map_err(dest_err)?,
+    ) {
+        m.present = p;
+    }
+    let digests: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
+    for (b, p) in blobs.iter_mut().zip(
+        head_all(dst, &digests, jobs, false)
+            .await
+            .map_err(dest_err)?,
+    ) {
+        b.present = p;
+    }
+    Ok(finish(manifests, blobs, false))
+}
+
+/// HEAD many manifests (or blobs) at once.
+async fn head_all(
+    dst: &dyn Transport,
+    digests: &[Digest],
+    jobs: usize,
+    manifests: bool,
+) -> Result<Vec<bool>, crate::transport::TransportError> {
+    futures::stream::iter(digests.iter().map(|d| async move {
+        if manifests {
+            dst.head_manifest(&Target::Digest(d.clone()))
+                .await
+                .map(|r| r.is_some())
+        } else {
+            dst.has_blob(d).await
+        }
+    }))
+    .buffered(jobs)
+    .try_collect()
+    .await
+}
+
+/// The blobs of the kept image manifests, each once, in first-use order.
+fn blobs_of(images: &[(oci::ImageManifest, Option<String>)]) -> Vec<PlannedBlob> {
     let mut blobs: BTreeMap<Digest, PlannedBlob> = BTreeMap::new();
     let mut order = Vec::new();
-    for (img, who) in &image_manifests {
+    for (img, who) in images {
         let who = who.clone().unwrap_or_else(|| "image".into());
-        for b in img.manifest.blobs() {
+        for b in img.blobs() {
             let entry = blobs.entry(b.digest.clone()).or_insert_with(|| {
                 order.push(b.digest.clone());
                 PlannedBlob {
@@ -302,93 +440,77 @@ pub async fn plan(
             }
         }
     }
-    let mut blobs: Vec<PlannedBlob> = order.into_iter().filter_map(|d| blobs.remove(&d)).collect();
-
-    // What the destination has.
-    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
-    let destination_digest = match &tag {
-        Some(t) => dst
-            .head_manifest(&Target::Tag(t.clone()))
-            .await
-            .map_err(dest_err)?,
-        None => None,
-    };
-    let present_manifests: Vec<bool> =
-        futures::stream::iter(manifests.iter().map(|m: &PlannedManifest| {
-            let d = m.digest.clone();
-            async move {
-                dst.head_manifest(&Target::Digest(d))
-                    .await
-                    .map(|r| r.is_some())
-            }
-        }))
-        .buffered(jobs)
-        .try_collect()
-        .await
-        .map_err(dest_err)?;
-    for (m, p) in manifests.iter_mut().zip(present_manifests) {
-        m.present = p;
-    }
-    let root_present_by_tag = destination_digest.as_ref() == Some(&root_raw.digest);
-    let up_to_date = root_present_by_tag && manifests.iter().all(|m| m.present);
-    if !up_to_date {
-        let present_blobs: Vec<bool> = futures::stream::iter(blobs.iter().map(|b| {
-            let d = b.digest.clone();
-            async move { dst.has_blob(&d).await }
-        }))
-        .buffered(jobs)
-        .try_collect()
-        .await
-        .map_err(dest_err)?;
-        for (b, p) in blobs.iter_mut().zip(present_blobs) {
-            b.present = p;
-        }
-    }
-    let root_present = root_present_by_tag
-        || (tag.is_none()
-            && dst
-                .head_manifest(&Target::Digest(root_raw.digest.clone()))
-                .await
-                .map_err(dest_err)?
-                .is_some());
-    let sparse_support = dst.sparse_support().await;
-    let root = PlannedManifest {
-        digest: root_raw.digest.clone(),
-        media_type: root_raw.media_type.clone(),
-        size: root_raw.size(),
-        raw: root_raw,
-        platform: None,
-        depth: 0,
-        present: root_present,
-    };
-    Ok(Plan {
-        source: src.location(),
-        destination: dst.location(),
-        kind,
-        root,
-        tag,
-        destination_digest,
-        entries,
-        manifests,
-        blobs,
-        up_to_date,
-        sparse_support,
-        warnings,
-    })
+    order.into_iter().filter_map(|d| blobs.remove(&d)).collect()
 }
 
-struct ParsedImage {
-    manifest: oci::ImageManifest,
+/// A requested platform that matches no entry is an error (or, with --skip-missing-platforms, a
+/// warning, unless none matched at all).
+fn check_missing(
+    src: &dyn Transport,
+    target: &Target,
+    specs: &[PlatformSpec],
+    matched: &BTreeSet<usize>,
+    entries: &[PlannedEntry],
+    opts: &PlanOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(), Error> {
+    let missing: Vec<&PlatformSpec> = specs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matched.contains(i))
+        .map(|(_, s)| s)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let available: Vec<String> = entries
+        .iter()
+        .filter(|e| e.attests.is_none())
+        .filter_map(|e| e.platform.clone())
+        .filter(|p| p != "unknown/unknown")
+        .collect();
+    let missing_list = missing
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let msg = format!(
+        "{}:{target} has no {} entry (it has: {})",
+        src.location(),
+        missing_list,
+        if available.is_empty() {
+            "no platform entries".to_string()
+        } else {
+            available.join(", ")
+        }
+    );
+    if !opts.skip_missing_platforms || missing.len() == specs.len() {
+        let hint = if opts.skip_missing_platforms {
+            "none of the requested platforms is there"
+        } else {
+            "pick platforms it has, or pass --skip-missing-platforms"
+        };
+        return Err(Error::Failed(format!("{msg}: {hint}")));
+    }
+    warnings.push(msg);
+    Ok(())
+}
+
+/// A kept image manifest not read yet.
+struct Pending {
+    descriptor: Descriptor,
+    who: String,
+    depth: usize,
 }
 
 struct Walker<'a> {
     src: &'a dyn Transport,
     opts: &'a PlanOptions,
     entries: &'a mut Vec<PlannedEntry>,
+    /// Kept nested indexes (read during the walk).
     manifests: &'a mut Vec<PlannedManifest>,
     matched: &'a mut BTreeSet<usize>,
-    images: &'a mut Vec<(ParsedImage, Option<String>)>,
-    jobs: usize,
+    pending: &'a mut Vec<Pending>,
 }
 
 impl Walker<'_> {
@@ -417,7 +539,7 @@ impl Walker<'_> {
                 if nested.contains_key(&d.digest) {
                     continue;
                 }
-                let raw = self.fetch_child(d, None).await?;
+                let raw = self.fetch_child(d).await?;
                 let Manifest::Index(child) = raw.parse().map_err(|e| {
                     Error::Failed(format!("{}@{}: {e}", self.src.location(), d.digest))
                 })?
@@ -429,14 +551,14 @@ impl Walker<'_> {
                     )));
                 };
                 let manifests_before = self.manifests.len();
-                let images_before = self.images.len();
+                let pending_before = self.pending.len();
                 let kept = self.walk(&d.digest, &child, depth + 1).await?;
                 if kept {
                     self.manifests.push(PlannedManifest {
                         digest: raw.digest.clone(),
                         media_type: raw.media_type.clone(),
                         size: raw.size(),
-                        raw,
+                        raw: Some(raw),
                         platform: None,
                         depth,
                         present: false,
@@ -444,7 +566,7 @@ impl Walker<'_> {
                 } else {
                     // Nothing inside is kept: drop what the recursion recorded as pushes, keep decisions.
                     self.manifests.truncate(manifests_before);
-                    self.images.truncate(images_before);
+                    self.pending.truncate(pending_before);
                 }
                 nested.insert(d.digest.clone(), kept);
             }
@@ -472,59 +594,38 @@ impl Walker<'_> {
                 });
                 if keep && !d.is_index() {
                     let who = match &d.attests() {
-                        Some(of) => format!("attestation of {}", of.short()),
-                        None => platform.clone().unwrap_or_else(|| d.digest.short()),
+                        Some(of) => {
+                            let target = index.manifests.iter().find(|m| m.digest == *of);
+                            match target
+                                .and_then(|t| t.platform.as_ref())
+                                .filter(|p| p.is_real())
+                            {
+                                Some(p) => format!("{p} attestation"),
+                                None => format!("attestation of {}", of.short()),
+                            }
+                        }
+                        None => platform
+                            .clone()
+                            .filter(|_| d.platform.as_ref().is_some_and(Platform::is_real))
+                            .unwrap_or_else(|| d.digest.short()),
                     };
                     to_fetch.push((d.clone(), who));
                 }
             }
-            let src = self.src;
-            let fetched: Vec<(RawManifest, Descriptor, String)> =
-                futures::stream::iter(to_fetch.into_iter().map(|(d, who)| async move {
-                    let raw = fetch(src, &d, Some(&who)).await?;
-                    Ok::<_, Error>((raw, d, who))
-                }))
-                .buffered(self.jobs)
-                .try_collect()
-                .await?;
-            let mut any = sel.decisions.iter().any(Decision::is_keep);
-            for (raw, d, who) in fetched {
-                let manifest = match raw.parse() {
-                    Ok(Manifest::Image(m)) => m,
-                    Ok(Manifest::Index(_)) => {
-                        return Err(Error::Failed(format!(
-                            "{}@{}: listed as an image manifest ({}), but it is an index",
-                            src.location(),
-                            d.digest,
-                            d.media_type
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(Error::Failed(format!(
-                            "{}@{}: {e}",
-                            src.location(),
-                            d.digest
-                        )));
-                    }
-                };
-                self.manifests.push(PlannedManifest {
-                    digest: raw.digest.clone(),
-                    media_type: raw.media_type.clone(),
-                    size: raw.size(),
-                    raw,
-                    platform: d.platform.as_ref().map(Platform::to_string),
+            for (d, who) in to_fetch {
+                self.pending.push(Pending {
+                    descriptor: d,
+                    who,
                     depth,
-                    present: false,
                 });
-                self.images.push((ParsedImage { manifest }, Some(who)));
-                any = true;
             }
+            let any = sel.decisions.iter().any(Decision::is_keep);
             Ok(any)
         })
     }
 
-    async fn fetch_child(&self, d: &Descriptor, who: Option<&str>) -> Result<RawManifest, Error> {
-        fetch(self.src, d, who).await
+    async fn fetch_child(&self, d: &Descriptor) -> Result<RawManifest, Error> {
+        fetch(self.src, d, None).await
     }
 }
 

@@ -106,6 +106,8 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanDetail {
+    /// Blob totals by platform (a blob shared by several platforms counts for each).
+    pub per_platform: std::collections::BTreeMap<String, Totals>,
     pub manifests: Vec<crate::plan::PlannedManifest>,
     pub blobs: Vec<crate::plan::PlannedBlob>,
     pub manifest_bytes_to_push: u64,
@@ -158,6 +160,7 @@ impl Report {
             warnings: plan.warnings.clone(),
             error: None,
             plan: dry_run.then(|| PlanDetail {
+                per_platform: plan.per_platform(),
                 manifests: plan.manifests.clone(),
                 blobs: plan.blobs.clone(),
                 manifest_bytes_to_push: plan.manifest_bytes_to_push(),
@@ -178,12 +181,7 @@ impl Report {
             Outcome::Rejected => "refused",
             _ => "copied",
         };
-        writeln!(
-            out,
-            "{verb}: {} -> {}",
-            self.source,
-            with_tag(&self.destination, self.index.tag.as_deref())
-        )?;
+        writeln!(out, "{verb}: {} -> {}", self.source, self.destination)?;
         let kind = if oci::is_index_media_type(&self.index.media_type) {
             "index"
         } else {
@@ -264,6 +262,17 @@ impl Report {
         }
         writeln!(out)?;
         if let Some(plan) = &self.plan {
+            writeln!(out, "  by platform (a shared blob counts for each):")?;
+            let width = plan.per_platform.keys().map(String::len).max().unwrap_or(0);
+            for (who, t) in &plan.per_platform {
+                writeln!(
+                    out,
+                    "    {who:width$}  {:>10} in {} blobs, {:>10} to transfer",
+                    human_bytes(t.bytes),
+                    t.count,
+                    human_bytes(t.transferred_bytes)
+                )?;
+            }
             writeln!(out, "  manifests:")?;
             for m in &plan.manifests {
                 writeln!(
@@ -348,13 +357,6 @@ fn sparse_note(s: SparseSupport) -> &'static str {
         SparseSupport::Unknown => {
             "whether the destination accepts sparse indexes is known only when tried"
         }
-    }
-}
-
-fn with_tag(location: &str, tag: Option<&str>) -> String {
-    match tag {
-        Some(t) => format!("{location}:{t}"),
-        None => location.to_string(),
     }
 }
 

@@ -29,12 +29,45 @@ pub enum Command {
     /// Show what `copy` would move, without writing anything (the same as `copy --dry-run`)
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(CopyArgs),
+    /// Show an image as it is at one location: entries, platforms, sizes, what is absent, attestations, signatures
+    #[command(after_help = INSPECT_EXAMPLES)]
+    Inspect(InspectArgs),
+    /// Mirror every image of a config file (the nightly air-gap job)
+    #[command(after_help = SYNC_EXAMPLES)]
+    Sync(SyncArgs),
     /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
 }
+
+const INSPECT_EXAMPLES: &str = "Examples:
+  mirror inspect docker.io/library/alpine:3.20
+  # what a sparse copy left out (it reads: sparse: 2 of 5 platforms present)
+  mirror inspect oci:/media/airgap/layout:alpine-3.20
+  # full digests, for scripts
+  mirror inspect --format json docker://mirror.internal:5000/library/alpine:3.20 | jq -r '.entries[] | select(.present) | .digest'
+
+Absent children are reported, not errors: the exit code is 0 whether the index is complete or sparse, 1 when the reference is not there.";
+
+const SYNC_EXAMPLES: &str = "Examples:
+  mirror sync --config /etc/mirror/sync.yaml
+  mirror sync --config sync.yaml --dry-run            # the plans of every image, nothing written
+  mirror sync --config sync.yaml --format json --report /var/log/mirror/last.json
+  mirror sync --config sync.yaml --shard $JOB_COMPLETION_INDEX/4   # one of 4 workers
+
+Exit codes: 0 all done, 1 any image failed, 2 config error (nothing copied), 3 none failed but some sparse indexes were refused.";
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  mirror completions bash > ~/.local/share/bash-completion/completions/mirror
+  mirror completions zsh > ~/.zfunc/_mirror        # with fpath+=(~/.zfunc) before compinit
+  mirror completions fish > ~/.config/fish/completions/mirror.fish
+  mirror completions elvish >> ~/.config/elvish/rc.elv
+  mirror completions powershell >> $PROFILE
+
+Pre-generated scripts are in completions/ and man pages in man/ of the source tree.";
 
 const COPY_EXAMPLES: &str = "Examples:
   # two platforms of a multi-platform image, index digest kept (sparse)
@@ -76,6 +109,40 @@ pub enum OnSparseRejectArg {
 pub enum FormatArg {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Bars when stderr is a terminal, else one line per finished item
+    Auto,
+    /// Bars even when stderr is not a terminal
+    Always,
+    /// One line per finished item
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image reference: docker://HOST/REPO:TAG, REPO:TAG, oci:PATH[:TAG], oci-archive:PATH.tar[:TAG]
+    pub reference: String,
+    /// Output: a tree (text) or JSON with full digests
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FormatArg,
+    /// Credentials for the registry
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub creds: Option<String>,
+    /// Verify the registry's TLS certificate (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: bool,
+    /// Concurrent manifest reads
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Retries of a failed request (connection error, 408, 429, 5xx)
+    #[arg(long, default_value_t = 3)]
+    pub retry_times: u32,
+    /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -128,10 +195,68 @@ pub struct CopyArgs {
     /// Credentials for the destination registry
     #[arg(long, value_name = "USER[:PASS]")]
     pub dest_creds: Option<String>,
+    /// Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman's auth.json and docker's config.json
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the source registry, instead of certs.d
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the destination registry, instead of certs.d
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
     /// Verify the source registry's TLS certificate (=false allows plain http)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub src_tls_verify: bool,
     /// Verify the destination registry's TLS certificate (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub dest_tls_verify: bool,
+    /// Print errors only (the report too is left out with --format text)
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Progress on stderr: bars on a terminal (auto), bars always, or plain lines (never)
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub progress: ProgressArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The sync config (YAML)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Plan every image: read sources, HEAD destinations, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop at the first image that fails (default: keep going and report every failure)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Take only this worker's share K of N of the (image, tag) pairs (stable across runs)
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Concurrent transfers within an image
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Retries of a failed request (connection error, 408, 429, 5xx)
+    #[arg(long, default_value_t = 3)]
+    pub retry_times: u32,
+    /// The final report on stdout
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FormatArg,
+    /// Also write the JSON report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Credentials for the source registries
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination registries
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub dest_creds: Option<String>,
+    /// Verify the source registries' TLS certificates (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub src_tls_verify: bool,
+    /// Verify the destination registries' TLS certificates (=false allows plain http)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub dest_tls_verify: bool,
     /// Print errors only

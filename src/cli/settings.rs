@@ -1,6 +1,8 @@
 //! From raw arguments to engine settings (the second stage of argument handling): validation that
 //! needs no I/O happens here, so a usage error (exit 2) is raised before anything is read.
 
+use std::path::{Path, PathBuf};
+
 use crate::copy::ExecOptions;
 use crate::error::Error;
 use crate::ops::{CopySettings, OnSparseReject};
@@ -8,6 +10,7 @@ use crate::plan::PlanOptions;
 use crate::platform;
 use crate::reference::ImageRef;
 use crate::select::{Attestations, Selection, Unbound};
+use crate::transport::auth;
 use crate::transport::registry::RegistryOptions;
 
 use super::args::{AttestationsArg, CopyArgs, OnSparseRejectArg, UnboundArg};
@@ -70,6 +73,115 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 OnSparseRejectArg::Strip => OnSparseReject::Strip,
             },
             dry_run: dry_run || args.dry_run,
+            source: RegistryOptions {
+                authfile: authfile(args.authfile.as_deref())?,
+                cert_dir: cert_dir(args.src_cert_dir.as_deref(), "--src-cert-dir")?,
+                ..registry_options(
+                    args.src_creds.as_deref(),
+                    args.src_tls_verify,
+                    args.retry_times,
+                    "--src-creds",
+                )?
+            },
+            destination: RegistryOptions {
+                authfile: authfile(args.authfile.as_deref())?,
+                cert_dir: cert_dir(args.dest_cert_dir.as_deref(), "--dest-cert-dir")?,
+                ..registry_options(
+                    args.dest_creds.as_deref(),
+                    args.dest_tls_verify,
+                    args.retry_times,
+                    "--dest-creds",
+                )?
+            },
+        },
+    })
+}
+
+/// Credentials and TLS for one side. `flag` (`--src-creds`/`--dest-creds`) names the side in
+/// messages. `USER` without `:PASS` reads the password from the terminal without echo, and is a
+/// usage error when stdin is not a terminal (a script must not hang on a prompt).
+fn registry_options(
+    creds: Option<&str>,
+    tls_verify: bool,
+    retry_times: u32,
+    flag: &str,
+) -> Result<RegistryOptions, Error> {
+    let credentials = match creds {
+        None => None,
+        Some(c) => Some(
+            auth::creds_from_flag(c, flag, |user| {
+                use std::io::IsTerminal as _;
+                std::io::stdin()
+                    .is_terminal()
+                    .then(|| rpassword::prompt_password(format!("password for {user} ({flag}): ")))
+            })
+            .map_err(|e| Error::Usage(e.0))?,
+        ),
+    };
+    Ok(RegistryOptions {
+        credentials,
+        tls_verify,
+        retry_times,
+        flag_prefix: match flag {
+            f if f.starts_with("--src") => Some("--src"),
+            f if f.starts_with("--dest") => Some("--dest"),
+            _ => None,
+        },
+        ..RegistryOptions::default()
+    })
+}
+
+/// `--authfile FILE`: it must exist (a typo must not silently mean "no credentials").
+fn authfile(path: Option<&Path>) -> Result<Option<PathBuf>, Error> {
+    match path {
+        Some(p) if !p.is_file() => Err(Error::Usage(format!(
+            "--authfile {}: no such file",
+            p.display()
+        ))),
+        p => Ok(p.map(Path::to_path_buf)),
+    }
+}
+
+/// `--src-cert-dir`/`--dest-cert-dir DIR`: it must be a directory.
+fn cert_dir(path: Option<&Path>, flag: &str) -> Result<Option<PathBuf>, Error> {
+    match path {
+        Some(p) if !p.is_dir() => Err(Error::Usage(format!(
+            "{flag} {}: not a directory",
+            p.display()
+        ))),
+        p => Ok(p.map(Path::to_path_buf)),
+    }
+}
+
+/// `sync`: the config, read and validated (exit 2 on any problem), and the run's settings.
+pub fn resolve_sync(
+    args: &super::args::SyncArgs,
+) -> Result<(crate::config::Config, crate::sync::SyncSettings), Error> {
+    let shard = match &args.shard {
+        None => None,
+        Some(s) => {
+            let parsed = s.split_once('/').and_then(|(k, n)| {
+                Some((k.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?))
+            });
+            match parsed {
+                Some((k, n)) if n > 0 && k < n => Some((k, n)),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--shard {s:?}: expected K/N with 0 <= K < N, e.g. 0/4 (K is this worker's index)"
+                    )));
+                }
+            }
+        }
+    };
+    let config = crate::config::load(&args.config)?;
+    Ok((
+        config,
+        crate::sync::SyncSettings {
+            dry_run: args.dry_run,
+            fail_fast: args.fail_fast,
+            shard,
+            jobs: args.jobs as usize,
+            retry_times: args.retry_times,
             source: registry_options(
                 args.src_creds.as_deref(),
                 args.src_tls_verify,
@@ -83,30 +195,5 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 "--dest-creds",
             )?,
         },
-    })
-}
-
-fn registry_options(
-    creds: Option<&str>,
-    tls_verify: bool,
-    retry_times: u32,
-    flag: &str,
-) -> Result<RegistryOptions, Error> {
-    let credentials = match creds {
-        None => None,
-        Some(c) => {
-            let (user, pass) = c.split_once(':').unwrap_or((c, ""));
-            if user.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{flag}: the user name is empty (expected USER[:PASS])"
-                )));
-            }
-            Some((user.to_string(), pass.to_string()))
-        }
-    };
-    Ok(RegistryOptions {
-        credentials,
-        tls_verify,
-        retry_times,
-    })
+    ))
 }

@@ -670,10 +670,20 @@ pub(crate) fn read_small(
     Ok(Some(bytes))
 }
 
+/// Empty, or holding nothing but the lock file `mirror sync` keeps there.
 fn dir_is_empty(dir: &Path) -> Result<bool> {
-    let mut entries = fs::read_dir(dir).map_err(|e| TransportError::io(dir.display(), e))?;
-    Ok(entries.next().is_none())
+    let entries = fs::read_dir(dir).map_err(|e| TransportError::io(dir.display(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| TransportError::io(dir.display(), e))?;
+        if entry.file_name() != SYNC_LOCK_FILE {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
+
+/// The lock file `mirror sync` holds in a layout it writes (see `crate::sync`).
+pub const SYNC_LOCK_FILE: &str = ".mirror-sync.lock";
 
 fn file_exists(path: &Path) -> Result<bool> {
     match fs::metadata(path) {

@@ -3,5 +3,7 @@
 mod copy;
 mod examples;
 mod layout;
+mod plan;
 mod support;
 mod support_selftest;
+mod sync;
