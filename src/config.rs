@@ -34,6 +34,7 @@ pub struct Options {
     unbound: Option<Unbound>,
     referrers: Option<bool>,
     signatures: Option<bool>,
+    referrers_type: Option<Vec<String>>,
     skip_missing_platforms: Option<bool>,
     on_sparse_reject: Option<OnSparseReject>,
 }
@@ -50,6 +51,10 @@ impl Options {
             unbound: self.unbound.or(defaults.unbound),
             referrers: self.referrers.or(defaults.referrers),
             signatures: self.signatures.or(defaults.signatures),
+            referrers_type: self
+                .referrers_type
+                .clone()
+                .or_else(|| defaults.referrers_type.clone()),
             skip_missing_platforms: self
                 .skip_missing_platforms
                 .or(defaults.skip_missing_platforms),
@@ -75,6 +80,7 @@ struct ImageEntry {
     unbound: Option<Unbound>,
     referrers: Option<bool>,
     signatures: Option<bool>,
+    referrers_type: Option<Vec<String>>,
     skip_missing_platforms: Option<bool>,
     on_sparse_reject: Option<OnSparseReject>,
 }
@@ -88,6 +94,7 @@ impl ImageEntry {
             unbound: self.unbound,
             referrers: self.referrers,
             signatures: self.signatures,
+            referrers_type: self.referrers_type.clone(),
             skip_missing_platforms: self.skip_missing_platforms,
             on_sparse_reject: self.on_sparse_reject,
         }
@@ -137,6 +144,8 @@ pub struct ImageJob {
     pub on_sparse_reject: OnSparseReject,
     pub referrers: bool,
     pub signatures: bool,
+    /// Only referrers of these artifact types (empty: all).
+    pub referrer_types: Vec<String>,
     /// 1-based line of the entry in the file, for messages.
     pub line: usize,
 }
@@ -271,6 +280,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             on_sparse_reject: options.on_sparse_reject.unwrap_or_default(),
             referrers: options.referrers.unwrap_or(true),
             signatures: options.signatures.unwrap_or(true),
+            referrer_types: options.referrers_type.clone().unwrap_or_default(),
             line: entry_line,
         });
     }

@@ -104,14 +104,6 @@ pub async fn execute(
     events: &dyn Events,
 ) -> Result<(RootResult, Executed), Error> {
     let mut done = Executed::default();
-    if plan.up_to_date {
-        return Ok((RootResult::UpToDate, done));
-    }
-    let missing = plan.blob_totals();
-    events.event(Event::PlanReady {
-        total_blobs: missing.transferred_count,
-        total_bytes: missing.transferred_bytes,
-    });
     copy_blobs(
         plan.blobs.iter().filter(|b| !b.present),
         src,
@@ -121,6 +113,13 @@ pub async fn execute(
         &mut done,
     )
     .await?;
+    if plan.up_to_date {
+        push_referrers(plan, None, dst, opts, events, &mut done).await?;
+        dst.finish()
+            .await
+            .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
+        return Ok((RootResult::UpToDate, done));
+    }
 
     let (images, indexes) = plan.push_order();
     let jobs = opts.jobs.max(1);
@@ -142,6 +141,7 @@ pub async fn execute(
         tag: plan.tag.clone(),
     };
     if plan.root.present && plan.tag.is_none() {
+        push_referrers(plan, None, dst, opts, events, &mut done).await?;
         dst.finish()
             .await
             .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
@@ -151,6 +151,7 @@ pub async fn execute(
         return Ok((refused, done));
     }
     done.manifests_pushed += 1;
+    push_referrers(plan, None, dst, opts, events, &mut done).await?;
     dst.finish()
         .await
         .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
@@ -164,6 +165,86 @@ fn raw_of(m: &crate::plan::PlannedManifest) -> Result<&RawManifest, Error> {
             m.digest
         ))
     })
+}
+
+/// Push the referrers and signature tags the plan copies (those of `skip_subject` left out), after
+/// their subjects; at a destination without the referrers API, merge them into its
+/// `sha256-<hex>` referrers index.
+pub async fn push_referrers(
+    plan: &Plan,
+    skip_subject: Option<&crate::oci::Digest>,
+    dst: &dyn Transport,
+    opts: &ExecOptions,
+    events: &dyn Events,
+    done: &mut Executed,
+) -> Result<(), Error> {
+    use crate::referrers::{ReferrerKind, digest_tag, merged_tag_index};
+    let mut chosen: Vec<&crate::referrers::PlannedReferrer> = plan
+        .referrers
+        .iter()
+        .filter(|r| r.copy && Some(&r.subject) != skip_subject)
+        .collect();
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    chosen.sort_by_key(|r| r.depth);
+    for r in &chosen {
+        if r.present {
+            continue;
+        }
+        for child in &r.children {
+            push_manifest(dst, child, &PushAs::Child, opts, events).await?;
+        }
+        let raw = r.raw.as_ref().ok_or_else(|| {
+            Error::Failed(format!(
+                "internal error: no bytes for the referrer {}",
+                r.digest
+            ))
+        })?;
+        let push_as = match &r.kind {
+            ReferrerKind::Referrer => PushAs::Child,
+            ReferrerKind::Signature { tag } => PushAs::Root {
+                tag: Some(tag.clone()),
+            },
+        };
+        push_manifest(dst, raw, &push_as, opts, events).await?;
+        done.manifests_pushed += 1;
+    }
+    let has_api = dst
+        .referrers(&plan.root.digest)
+        .await
+        .map_err(|e| Error::transport(format!("asking {} for referrers", dst.location()), e))?
+        .is_some();
+    if has_api {
+        return Ok(());
+    }
+    let mut by_subject: std::collections::BTreeMap<
+        &crate::oci::Digest,
+        Vec<crate::oci::Descriptor>,
+    > = Default::default();
+    for r in chosen.iter().filter(|r| r.kind == ReferrerKind::Referrer) {
+        by_subject
+            .entry(&r.subject)
+            .or_default()
+            .push(r.descriptor());
+    }
+    for (subject, descriptors) in by_subject {
+        let tag = digest_tag(subject);
+        let existing = dst
+            .get_manifest(&crate::reference::Target::Tag(tag.clone()))
+            .await
+            .map_err(|e| {
+                Error::transport(
+                    format!("reading the referrers tag {tag} at {}", dst.location()),
+                    e,
+                )
+            })?;
+        if let Some(index) = merged_tag_index(existing.as_ref(), &descriptors)? {
+            push_manifest(dst, &index, &PushAs::Root { tag: Some(tag) }, opts, events).await?;
+            done.manifests_pushed += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Push the manifests of a rewritten (stripped) index tree: nested ones by digest, the root last.

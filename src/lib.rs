@@ -17,6 +17,7 @@
 //! - [`oci`]: digests, descriptors, manifests, media types, a digest-verifying stream.
 //! - [`transport`]: one trait for a place images live: a registry repository, an OCI layout, an archive.
 //! - [`plan`]: the [`plan::Plan`], plain data; `--dry-run` prints it, `copy` executes it.
+//! - [`referrers`]: OCI 1.1 referrers and cosign tags that follow what they describe.
 //! - [`copy`]: executing a plan with bounded concurrency, dedup and verification, emitting events.
 //! - [`ops`]: one function per command, including the sparse-rejection fallback.
 //! - [`report`]: the versioned JSON report and the text summary.
@@ -33,6 +34,7 @@ pub mod ops;
 pub mod plan;
 pub mod platform;
 pub mod reference;
+pub mod referrers;
 pub mod report;
 pub mod select;
 pub mod sync;

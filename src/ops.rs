@@ -204,6 +204,17 @@ pub async fn copy_image(
                         events.as_ref(),
                     )
                     .await?;
+                    let mut more = copy::Executed::default();
+                    // Signatures over the original index do not describe the stripped one.
+                    copy::push_referrers(
+                        &plan,
+                        Some(&plan.root.digest),
+                        dst_t,
+                        &settings.exec,
+                        events.as_ref(),
+                        &mut more,
+                    )
+                    .await?;
                     let mut r = Report::from_plan(&plan, Outcome::Stripped, false);
                     r.index.pushed_digest = Some(root.digest.clone());
                     r.warnings.push(format!(

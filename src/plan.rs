@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
 use crate::platform::{Platform, PlatformSpec};
 use crate::reference::Target;
+use crate::referrers::{self, PlannedReferrer, ReferrerKind, ReferrerOptions, Subject};
 use crate::select::{self, Decision, EntryKind, Selection};
 use crate::transport::{SparseSupport, Transport};
 
@@ -24,6 +25,8 @@ pub struct PlanOptions {
     pub skip_missing_platforms: bool,
     /// Concurrent requests while planning (HEADs, child manifests).
     pub jobs: usize,
+    /// Referrers and signature tags to bring along.
+    pub referrers: ReferrerOptions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,6 +121,8 @@ pub struct Plan {
     pub up_to_date: bool,
     pub sparse_support: SparseSupport,
     pub warnings: Vec<String>,
+    /// Referrers and signatures found for the manifests of the plan (copied or skipped).
+    pub referrers: Vec<PlannedReferrer>,
 }
 
 impl Plan {
@@ -145,7 +150,7 @@ impl Plan {
         for b in &self.blobs {
             t.count += 1;
             t.bytes += b.size;
-            if b.present || self.up_to_date {
+            if b.present {
                 t.present_count += 1;
                 t.present_bytes += b.size;
             }
@@ -163,7 +168,7 @@ impl Plan {
                 let t = out.entry(who.clone()).or_default();
                 t.count += 1;
                 t.bytes += b.size;
-                if b.present || self.up_to_date {
+                if b.present {
                     t.present_count += 1;
                     t.present_bytes += b.size;
                 } else {
@@ -297,6 +302,7 @@ pub async fn plan(
         up_to_date,
         sparse_support,
         warnings: warnings.clone(),
+        referrers: vec![],
     };
 
     // The no-op fast path: the destination has the root, so if every kept child is there too the
@@ -325,12 +331,15 @@ pub async fn plan(
                 depth: p.depth,
                 present: true,
             }));
-            let blobs = if kind == RootKind::Single {
+            let mut blobs = if kind == RootKind::Single {
                 blobs_of(&image_manifests)
             } else {
                 vec![]
             };
-            return Ok(finish(listed, blobs, true));
+            blobs.iter_mut().for_each(|b| b.present = true);
+            let mut plan = finish(listed, blobs, true);
+            add_referrers(&mut plan, src, dst, opts, jobs).await?;
+            return Ok(plan);
         }
     }
 
@@ -393,7 +402,78 @@ pub async fn plan(
     ) {
         b.present = p;
     }
-    Ok(finish(manifests, blobs, false))
+    let mut plan = finish(manifests, blobs, false);
+    add_referrers(&mut plan, src, dst, opts, jobs).await?;
+    Ok(plan)
+}
+
+/// Find the referrers and signatures of every manifest of the plan (those of dropped entries are
+/// listed as skipped), add their blobs, and note what the destination has.
+async fn add_referrers(
+    plan: &mut Plan,
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    opts: &PlanOptions,
+    jobs: usize,
+) -> Result<(), Error> {
+    let mut subjects = vec![Subject {
+        digest: plan.root.digest.clone(),
+        copied: true,
+        label: "the image".into(),
+    }];
+    for e in &plan.entries {
+        let label = match (&e.platform, &e.attests) {
+            (Some(p), None) if p != "unknown/unknown" => p.clone(),
+            _ => e.digest.short(),
+        };
+        subjects.push(Subject {
+            digest: e.digest.clone(),
+            copied: e.keep,
+            label,
+        });
+    }
+    let (mut found, images) = referrers::discover(src, subjects, &opts.referrers).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
+    for r in found.iter_mut().filter(|r| r.copy) {
+        r.present = match &r.kind {
+            ReferrerKind::Referrer => dst
+                .head_manifest(&Target::Digest(r.digest.clone()))
+                .await
+                .map_err(dest_err)?
+                .is_some(),
+            ReferrerKind::Signature { tag } => {
+                dst.head_manifest(&Target::Tag(tag.clone()))
+                    .await
+                    .map_err(dest_err)?
+                    .as_ref()
+                    == Some(&r.digest)
+            }
+        };
+    }
+    let known: BTreeSet<Digest> = plan.blobs.iter().map(|b| b.digest.clone()).collect();
+    let mut extra: Vec<PlannedBlob> = blobs_of(
+        &images
+            .into_iter()
+            .map(|(m, who)| (m, Some(who)))
+            .collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .filter(|b| !known.contains(&b.digest))
+    .collect();
+    let digests: Vec<Digest> = extra.iter().map(|b| b.digest.clone()).collect();
+    for (b, p) in extra.iter_mut().zip(
+        head_all(dst, &digests, jobs, false)
+            .await
+            .map_err(dest_err)?,
+    ) {
+        b.present = p;
+    }
+    plan.blobs.extend(extra);
+    plan.referrers = found;
+    Ok(())
 }
 
 /// HEAD many manifests (or blobs) at once.

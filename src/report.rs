@@ -56,6 +56,13 @@ pub struct ReferrerReport {
     pub digest: Digest,
     pub subject: Digest,
     pub artifact_type: Option<String>,
+    /// `referrer` (OCI 1.1, names its subject) or `signature` (a cosign-style tag).
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `copy` or `skip`.
+    pub decision: &'static str,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,7 +162,25 @@ impl Report {
                 mounted_count: 0,
                 mounted_bytes: 0,
             },
-            referrers: vec![],
+            referrers: plan
+                .referrers
+                .iter()
+                .map(|r| ReferrerReport {
+                    digest: r.digest.clone(),
+                    subject: r.subject.clone(),
+                    artifact_type: r.artifact_type.clone(),
+                    kind: match r.kind {
+                        crate::referrers::ReferrerKind::Referrer => "referrer",
+                        crate::referrers::ReferrerKind::Signature { .. } => "signature",
+                    },
+                    tag: match &r.kind {
+                        crate::referrers::ReferrerKind::Signature { tag } => Some(tag.clone()),
+                        crate::referrers::ReferrerKind::Referrer => None,
+                    },
+                    decision: if r.copy { "copy" } else { "skip" },
+                    reason: r.reason.clone(),
+                })
+                .collect(),
             rejection: None,
             warnings: plan.warnings.clone(),
             error: None,
@@ -295,6 +320,20 @@ impl Report {
                     b.used_by.join(", ")
                 )?;
             }
+        }
+        for r in &self.referrers {
+            writeln!(
+                out,
+                "  {} {} {}  {}  {}",
+                r.decision,
+                r.kind,
+                r.digest.short(),
+                r.artifact_type
+                    .as_deref()
+                    .or(r.tag.as_deref())
+                    .unwrap_or("-"),
+                r.reason
+            )?;
         }
         if let Some(r) = &self.rejection {
             let codes: Vec<String> = r

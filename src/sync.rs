@@ -218,6 +218,11 @@ pub async fn sync(
                     selection: job.selection.clone(),
                     skip_missing_platforms: job.skip_missing_platforms,
                     jobs: settings.jobs,
+                    referrers: crate::referrers::ReferrerOptions {
+                        referrers: job.referrers,
+                        signatures: job.signatures,
+                        types: job.referrer_types.clone(),
+                    },
                 },
                 exec: ExecOptions {
                     jobs: settings.jobs,

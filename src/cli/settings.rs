@@ -62,6 +62,11 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 selection,
                 skip_missing_platforms: args.skip_missing_platforms,
                 jobs,
+                referrers: crate::referrers::ReferrerOptions {
+                    referrers: !args.no_referrers,
+                    signatures: !args.no_signatures,
+                    types: args.referrers_type.clone(),
+                },
             },
             exec: ExecOptions {
                 jobs,

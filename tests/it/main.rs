@@ -1,9 +1,13 @@
 //! One integration-test binary (builds once): real registries, skopeo and umoci as independent
 //! checks, and the test doubles in `support` for what no installable registry does.
+mod auth;
 mod copy;
+mod docs;
 mod examples;
 mod layout;
+mod output;
 mod plan;
+mod referrers;
 mod support;
 mod support_selftest;
 mod sync;
