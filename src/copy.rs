@@ -104,8 +104,17 @@ pub async fn execute(
     events: &dyn Events,
 ) -> Result<(RootResult, Executed), Error> {
     let mut done = Executed::default();
+    let (total_blobs, total_bytes) = plan
+        .blobs
+        .iter()
+        .filter(|b| !b.present && !b.omitted)
+        .fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.size));
+    events.event(Event::PlanReady {
+        total_blobs,
+        total_bytes,
+    });
     copy_blobs(
-        plan.blobs.iter().filter(|b| !b.present),
+        plan.blobs.iter().filter(|b| !b.present && !b.omitted),
         src,
         dst,
         opts,

@@ -22,8 +22,10 @@
 //! - [`ops`]: one function per command, including the sparse-rejection fallback.
 //! - [`report`]: the versioned JSON report and the text summary.
 //! - [`config`], [`sync`]: the sync config file, validated into jobs, and running them.
+//! - [`bundle`]: incremental air-gap bundles (`--state`) and `inventory`.
 //! - [`cli`]: clap arguments, settings resolution, rendering, exit codes.
 
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod copy;

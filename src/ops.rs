@@ -19,7 +19,7 @@ use crate::select::Selection;
 use crate::transport::archive::ArchiveTransport;
 use crate::transport::layout::LayoutTransport;
 use crate::transport::registry::{RegistryClient, RegistryOptions, RegistryRepo};
-use crate::transport::{RegistryErrorItem, Transport};
+use crate::transport::{OmittedBlob, RegistryErrorItem, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +37,8 @@ pub struct CopySettings {
     pub exec: ExecOptions,
     pub on_sparse_reject: OnSparseReject,
     pub dry_run: bool,
+    /// `--state FILE`: an incremental bundle (see [`crate::bundle`]).
+    pub state: Option<std::path::PathBuf>,
     pub source: RegistryOptions,
     pub destination: RegistryOptions,
 }
@@ -113,7 +115,16 @@ pub async fn copy_image(
     let src_t = src.transport.as_ref();
     let dst_t = dst.transport.as_ref();
 
-    let plan = plan::plan(src_t, &target, dst_t, tag.clone(), &settings.plan).await?;
+    let mut plan_opts = settings.plan.clone();
+    if let Some(state) = &settings.state {
+        if dst_ref.is_registry() {
+            return Err(Error::Usage(format!(
+                "--state makes an incremental bundle, so the destination must be oci:PATH or oci-archive:PATH, not {dst_ref}"
+            )));
+        }
+        plan_opts.delivered = Some(Arc::new(crate::bundle::read_state(state)?.blob_map()));
+    }
+    let plan = plan::plan(src_t, &target, dst_t, tag.clone(), &plan_opts).await?;
     if let Some(want) = want_digest
         && want != plan.root.digest
     {
@@ -128,6 +139,23 @@ pub async fn copy_image(
             src_ref,
             dst_ref,
         ));
+    }
+    let omitted: Vec<OmittedBlob> = plan
+        .blobs
+        .iter()
+        .filter(|b| b.omitted)
+        .map(|b| OmittedBlob {
+            digest: b.digest.clone(),
+            size: b.size,
+        })
+        .collect();
+    if !omitted.is_empty() {
+        dst_t.record_omitted(&omitted).await.map_err(|e| {
+            Error::transport(
+                format!("recording the blobs left out of {}", dst_t.location()),
+                e,
+            )
+        })?;
     }
     let (result, done) =
         copy::execute(&plan, src_t, dst_t, &settings.exec, events.as_ref()).await?;
@@ -227,6 +255,18 @@ pub async fn copy_image(
         }
     }
     fill_blobs(&mut report.blobs, &plan, &done);
+    if let Some(state) = &settings.state
+        && report.index.outcome != Outcome::Rejected
+    {
+        // The bundle now delivers every blob of the plan (those left out were delivered before).
+        crate::bundle::add_to_state(
+            state,
+            plan.blobs.iter().map(|b| OmittedBlob {
+                digest: b.digest.clone(),
+                size: b.size,
+            }),
+        )?;
+    }
     Ok(named(report, src_ref, dst_ref))
 }
 
@@ -252,12 +292,14 @@ fn fill_blobs(blobs: &mut BlobReport, counted: &Plan, done: &copy::Executed) {
     blobs.totals.transferred_bytes = done.transferred_bytes;
     blobs.mounted_count = done.mounted_count;
     blobs.mounted_bytes = mounted_bytes;
+    blobs.totals.omitted_count = t.omitted_count;
+    blobs.totals.omitted_bytes = t.omitted_bytes;
     blobs.totals.present_count = t
         .count
-        .saturating_sub(done.transferred_count + done.mounted_count);
+        .saturating_sub(done.transferred_count + done.mounted_count + t.omitted_count);
     blobs.totals.present_bytes = t
         .bytes
-        .saturating_sub(done.transferred_bytes + mounted_bytes);
+        .saturating_sub(done.transferred_bytes + mounted_bytes + t.omitted_bytes);
 }
 
 const SPARSE_CODES: [&str; 3] = ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_INVALID"];

@@ -27,6 +27,8 @@ pub struct PlanOptions {
     pub jobs: usize,
     /// Referrers and signature tags to bring along.
     pub referrers: ReferrerOptions,
+    /// Blobs earlier bundles delivered (`--state`): left out of this one.
+    pub delivered: Option<std::sync::Arc<BTreeMap<Digest, u64>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,6 +83,9 @@ pub struct PlannedBlob {
     pub media_type: String,
     pub size: u64,
     pub present: bool,
+    /// Left out on purpose: an earlier bundle delivered it (`--state`).
+    #[serde(default)]
+    pub omitted: bool,
     /// Who uses this blob: platforms (`linux/amd64`), their attestations (`linux/amd64 attestation`),
     /// or entry digests for entries without a platform.
     pub used_by: Vec<String>,
@@ -153,10 +158,13 @@ impl Plan {
             if b.present {
                 t.present_count += 1;
                 t.present_bytes += b.size;
+            } else if b.omitted {
+                t.omitted_count += 1;
+                t.omitted_bytes += b.size;
             }
         }
-        t.transferred_count = t.count - t.present_count;
-        t.transferred_bytes = t.bytes - t.present_bytes;
+        t.transferred_count = t.count - t.present_count - t.omitted_count;
+        t.transferred_bytes = t.bytes - t.present_bytes - t.omitted_bytes;
         t
     }
 
@@ -171,6 +179,9 @@ impl Plan {
                 if b.present {
                     t.present_count += 1;
                     t.present_bytes += b.size;
+                } else if b.omitted {
+                    t.omitted_count += 1;
+                    t.omitted_bytes += b.size;
                 } else {
                     t.transferred_count += 1;
                     t.transferred_bytes += b.size;
@@ -212,6 +223,9 @@ pub struct Totals {
     pub present_bytes: u64,
     pub transferred_count: u64,
     pub transferred_bytes: u64,
+    /// Left out of an incremental bundle because an earlier one delivered them (`--state`).
+    pub omitted_count: u64,
+    pub omitted_bytes: u64,
 }
 
 /// Build the plan for copying `target` of `src` to `dst` (named `tag` there).
@@ -339,6 +353,7 @@ pub async fn plan(
             blobs.iter_mut().for_each(|b| b.present = true);
             let mut plan = finish(listed, blobs, true);
             add_referrers(&mut plan, src, dst, opts, jobs).await?;
+            check_bundles(&mut plan, src, dst, opts).await?;
             return Ok(plan);
         }
     }
@@ -404,7 +419,53 @@ pub async fn plan(
     }
     let mut plan = finish(manifests, blobs, false);
     add_referrers(&mut plan, src, dst, opts, jobs).await?;
+    check_bundles(&mut plan, src, dst, opts).await?;
     Ok(plan)
+}
+
+/// Incremental bundles: leave out what earlier bundles delivered (`--state`), and when reading
+/// a bundle, make sure what it left out is already at the destination — before anything is written.
+async fn check_bundles(
+    plan: &mut Plan,
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    opts: &PlanOptions,
+) -> Result<(), Error> {
+    if let Some(delivered) = &opts.delivered {
+        for b in plan.blobs.iter_mut().filter(|b| !b.present) {
+            b.omitted = delivered.contains_key(&b.digest);
+        }
+    }
+    if plan.blobs.iter().all(|b| b.present) {
+        return Ok(());
+    }
+    let left_out: BTreeSet<Digest> = src
+        .omitted_blobs()
+        .await
+        .map_err(|e| Error::transport(format!("reading {}", src.location()), e))?
+        .into_iter()
+        .map(|b| b.digest)
+        .collect();
+    let missing: Vec<&PlannedBlob> = plan
+        .blobs
+        .iter()
+        .filter(|b| !b.present && !b.omitted && left_out.contains(&b.digest))
+        .collect();
+    if let Some(first) = missing.first() {
+        let more = if missing.len() > 1 {
+            format!(" (and {} more)", missing.len() - 1)
+        } else {
+            String::new()
+        };
+        return Err(Error::Failed(format!(
+            "blob {} ({}){more} was left out of the bundle {} because an earlier bundle carried it, but {} does not have it: import the earlier bundles first (nothing of this image was written)",
+            first.digest,
+            first.used_by.join(", "),
+            src.location(),
+            dst.location()
+        )));
+    }
+    Ok(())
 }
 
 /// Find the referrers and signatures of every manifest of the plan (those of dropped entries are
@@ -511,6 +572,7 @@ fn blobs_of(images: &[(oci::ImageManifest, Option<String>)]) -> Vec<PlannedBlob>
                     media_type: b.media_type.clone(),
                     size: b.size,
                     present: false,
+                    omitted: false,
                     used_by: vec![],
                     urls: b.urls.clone(),
                 }

@@ -30,6 +30,8 @@ use crate::transport::registry::RegistryOptions;
 pub struct SyncSettings {
     pub dry_run: bool,
     pub fail_fast: bool,
+    /// `--state FILE`: incremental bundles (see [`crate::bundle`]).
+    pub state: Option<PathBuf>,
     /// `(K, N)`: this worker takes the pairs whose stable hash is K modulo N.
     pub shard: Option<(u32, u32)>,
     pub jobs: usize,
@@ -218,6 +220,7 @@ pub async fn sync(
                     selection: job.selection.clone(),
                     skip_missing_platforms: job.skip_missing_platforms,
                     jobs: settings.jobs,
+                    delivered: None,
                     referrers: crate::referrers::ReferrerOptions {
                         referrers: job.referrers,
                         signatures: job.signatures,
@@ -230,6 +233,7 @@ pub async fn sync(
                 },
                 on_sparse_reject: job.on_sparse_reject,
                 dry_run: settings.dry_run,
+                state: settings.state.clone(),
                 source: settings.source.clone(),
                 destination: settings.destination.clone(),
             };

@@ -29,12 +29,22 @@ pub enum Command {
     /// Show what `copy` would move, without writing anything (the same as `copy --dry-run`)
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(CopyArgs),
-    /// Show an image as it is at one location: entries, platforms, sizes, what is absent, attestations, signatures
+    /// Show an image where it is: platforms, sizes, absent children, attestations, signatures
+    ///
+    /// Reads the manifest REFERENCE names and every child it lists, by digest, and prints the index as a
+    /// tree: each entry with its platform, media type and the size of its blobs, attestations under
+    /// the entry they attest, nested indexes as subtrees, signature and referrer tags
+    /// (sha256-<hex>, sha256-<hex>.sig|.att|.sbom) under what they belong to. Children that are
+    /// not at this location are marked absent, so an index copied sparse reads
+    /// "sparse: 2 of 5 platforms present". Nothing is written.
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
     /// Mirror every image of a config file (the nightly air-gap job)
     #[command(after_help = SYNC_EXAMPLES)]
     Sync(SyncArgs),
+    /// List the blobs and manifests a registry or layout holds (the format of a --state file)
+    #[command(after_help = INVENTORY_EXAMPLES)]
+    Inventory(InventoryArgs),
     /// Print a shell completion script
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
@@ -48,7 +58,7 @@ const INSPECT_EXAMPLES: &str = "Examples:
   # what a sparse copy left out (it reads: sparse: 2 of 5 platforms present)
   mirror inspect oci:/media/airgap/layout:alpine-3.20
   # full digests, for scripts
-  mirror inspect --format json docker://mirror.internal:5000/library/alpine:3.20 | jq -r '.entries[] | select(.present) | .digest'
+  mirror inspect --format json mirror.internal:5000/library/alpine:3.20 | jq -r '.entries[].digest'
 
 Absent children are reported, not errors: the exit code is 0 whether the index is complete or sparse, 1 when the reference is not there.";
 
@@ -59,6 +69,14 @@ const SYNC_EXAMPLES: &str = "Examples:
   mirror sync --config sync.yaml --shard $JOB_COMPLETION_INDEX/4   # one of 4 workers
 
 Exit codes: 0 all done, 1 any image failed, 2 config error (nothing copied), 3 none failed but some sparse indexes were refused.";
+
+const INVENTORY_EXAMPLES: &str = "Examples:
+  # rebuild the state of incremental bundles from the far side (every tag of each repository)
+  mirror inventory --format json docker://registry.internal/app docker://registry.internal/db > state.json
+  # one tag only, or a layout
+  mirror inventory docker://registry.internal/app:v2 oci:/media/airgap/layout
+
+A registry repository without a tag or digest means all its tags; a layout without a name, all its images.";
 
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   mirror completions bash > ~/.local/share/bash-completion/completions/mirror
@@ -168,6 +186,21 @@ pub struct CopyArgs {
     /// Index entries with no platform that attest nothing
     #[arg(long, value_enum, default_value = "keep")]
     pub unbound: UnboundArg,
+    /// Also copy the OCI 1.1 referrers (signatures, SBOMs) of every copied manifest (default)
+    #[arg(long, overrides_with = "no_referrers")]
+    pub referrers: bool,
+    /// Do not copy referrers
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Only referrers of this artifact type (repeatable), e.g. application/vnd.dev.sigstore.bundle.v0.3+json
+    #[arg(long, value_name = "TYPE")]
+    pub referrers_type: Vec<String>,
+    /// Also copy cosign-style sha256-<hex>.sig/.att/.sbom tags of copied manifests (default)
+    #[arg(long, overrides_with = "no_signatures")]
+    pub signatures: bool,
+    /// Do not copy cosign-style signature tags
+    #[arg(long)]
+    pub no_signatures: bool,
     /// A requested platform the index lacks is a warning, not an error
     #[arg(long)]
     pub skip_missing_platforms: bool,
@@ -177,6 +210,10 @@ pub struct CopyArgs {
     /// Plan only: read the source, HEAD the destination, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add
+    /// what this bundle delivers to FILE. The destination must be oci: or oci-archive:
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Concurrent transfers
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: u32,
@@ -232,6 +269,9 @@ pub struct SyncArgs {
     /// Stop at the first image that fails (default: keep going and report every failure)
     #[arg(long)]
     pub fail_fast: bool,
+    /// Incremental bundles: leave out the blobs FILE lists, then add what was delivered to FILE
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Take only this worker's share K of N of the (image, tag) pairs (stable across runs)
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
@@ -265,4 +305,20 @@ pub struct SyncArgs {
     /// Print more about what happens
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Registry repositories (all tags, or REPO:TAG), OCI layouts or archives
+    #[arg(required = true, value_name = "LOCATION")]
+    pub locations: Vec<String>,
+    /// text: counts and sizes; json: the state-file format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FormatArg,
+    /// Credentials for the registries
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub creds: Option<String>,
+    /// Verify the registries' TLS certificates (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: bool,
 }

@@ -56,6 +56,7 @@ pub fn main() -> i32 {
         Command::Copy(args) => run_copy(&args, false),
         Command::Plan(args) => run_copy(&args, true),
         Command::Sync(args) => run_sync(&args),
+        Command::Inventory(args) => run_inventory(&args),
     }
 }
 
@@ -159,6 +160,36 @@ fn run_sync(args: &SyncArgs) -> i32 {
             );
             match written {
                 Ok(()) => report.exit_code(),
+                Err(e) => fail(&e),
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn run_inventory(args: &args::InventoryArgs) -> i32 {
+    let (locations, options) = match settings::resolve_inventory(args) {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let open =
+        |r: &crate::reference::ImageRef| crate::ops::open(r, false, &options).map(|o| o.transport);
+    let result = runtime().block_on(crate::bundle::inventory(&locations, &open));
+    match result {
+        Ok(inv) => {
+            let text = |out: &mut dyn Write| {
+                let bytes: u64 = inv.blobs.iter().map(|b| b.size).sum();
+                writeln!(
+                    out,
+                    "{} blobs ({}), {} manifests in {}",
+                    inv.blobs.len(),
+                    crate::report::human_bytes(bytes),
+                    inv.manifests.len(),
+                    args.locations.join(", ")
+                )
+            };
+            match write_report(None, args.format, false, &|out| inv.write_json(out), &text) {
+                Ok(()) => 0,
                 Err(e) => fail(&e),
             }
         }

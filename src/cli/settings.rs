@@ -62,6 +62,7 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 selection,
                 skip_missing_platforms: args.skip_missing_platforms,
                 jobs,
+                delivered: None,
                 referrers: crate::referrers::ReferrerOptions {
                     referrers: !args.no_referrers,
                     signatures: !args.no_signatures,
@@ -78,6 +79,7 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 OnSparseRejectArg::Strip => OnSparseReject::Strip,
             },
             dry_run: dry_run || args.dry_run,
+            state: args.state.clone(),
             source: RegistryOptions {
                 authfile: authfile(args.authfile.as_deref())?,
                 cert_dir: cert_dir(args.src_cert_dir.as_deref(), "--src-cert-dir")?,
@@ -184,6 +186,7 @@ pub fn resolve_sync(
         crate::sync::SyncSettings {
             dry_run: args.dry_run,
             fail_fast: args.fail_fast,
+            state: args.state.clone(),
             shard,
             jobs: args.jobs as usize,
             retry_times: args.retry_times,
@@ -201,4 +204,27 @@ pub fn resolve_sync(
             )?,
         },
     ))
+}
+
+/// `inventory`: the locations, each with whether it means all of its tags.
+pub fn resolve_inventory(
+    args: &super::args::InventoryArgs,
+) -> Result<(Vec<(ImageRef, bool)>, RegistryOptions), Error> {
+    let mut out = Vec::new();
+    for l in &args.locations {
+        let r = l
+            .parse::<ImageRef>()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let all_tags = match &r {
+            ImageRef::Registry(reg) => {
+                // The parser fills in `latest`; only a tag or digest the user wrote narrows it.
+                let tail = l.rsplit('/').next().unwrap_or("");
+                reg.digest.is_none() && !tail.contains(':')
+            }
+            ImageRef::Layout(x) | ImageRef::Archive(x) => x.target.is_none(),
+        };
+        out.push((r, all_tags));
+    }
+    let options = registry_options(args.creds.as_deref(), args.tls_verify, 3, "--creds")?;
+    Ok((out, options))
 }

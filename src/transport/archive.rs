@@ -428,6 +428,24 @@ impl Transport for ArchiveTransport {
         SparseSupport::Yes
     }
 
+    async fn omitted_blobs(&self) -> Result<Vec<super::OmittedBlob>> {
+        match self.view().await? {
+            View::Missing => Ok(vec![]),
+            View::Archive(scan) => {
+                let location = self.location();
+                super::layout::omitted_from_index(&scan.index_json, "index.json", &location)
+            }
+            View::Staged(st) => st.layout.omitted_blobs().await,
+        }
+    }
+
+    async fn record_omitted(&self, blobs: &[super::OmittedBlob]) -> Result<bool> {
+        let st = self.staging().await?;
+        st.layout.record_omitted(blobs).await?;
+        st.dirty.store(true, Ordering::SeqCst);
+        Ok(true)
+    }
+
     /// Pack the staged layout (with the blobs of the archive that was there) into a new archive and
     /// rename it over the old one. When nothing new was written this leaves the archive alone.
     async fn finish(&self) -> Result<()> {

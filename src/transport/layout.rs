@@ -175,10 +175,98 @@ impl LayoutTransport {
     }
 }
 
+impl LayoutTransport {
+    /// The blobs recorded as left out of this layout (an incremental bundle).
+    pub(crate) async fn read_omitted(&self) -> Result<Vec<super::OmittedBlob>> {
+        let root = self.root.clone();
+        let location = self.location();
+        blocking(move || {
+            if !file_exists(&root.join(INDEX_FILE))? {
+                return Ok(vec![]);
+            }
+            let label = index_label(&root);
+            let bytes = read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, &location)?
+                .ok_or_else(|| missing_index(&root, &location))?;
+            omitted_from_index(&bytes, &label, &location)
+        })
+        .await
+    }
+
+    /// Merge `blobs` into the left-out list in `index.json` (atomically, like every index update).
+    pub(crate) async fn write_omitted(&self, blobs: &[super::OmittedBlob]) -> Result<()> {
+        self.ensure_ready().await?;
+        let _serialized = self.index_lock.lock().await;
+        let root = self.root.clone();
+        let location = self.location();
+        let blobs = blobs.to_vec();
+        blocking(move || {
+            let label = index_label(&root);
+            let bytes = read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, &location)?
+                .ok_or_else(|| missing_index(&root, &location))?;
+            let mut all: std::collections::BTreeSet<super::OmittedBlob> =
+                omitted_from_index(&bytes, &label, &location)?
+                    .into_iter()
+                    .collect();
+            all.extend(blobs);
+            let mut doc: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| layout_err(&location, format!("{label} is not valid JSON: {e}")))?;
+            let list = serde_json::to_string(&all.into_iter().collect::<Vec<_>>())
+                .map_err(|e| layout_err(&location, e.to_string()))?;
+            let obj = doc
+                .as_object_mut()
+                .ok_or_else(|| layout_err(&location, format!("{label} is not a JSON object")))?;
+            let annotations = obj
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(super::ANNOTATION_OMITTED_BLOBS.into(), Value::String(list));
+            }
+            let out = serde_json::to_vec(&doc)
+                .map_err(|e| layout_err(&location, format!("cannot serialize {label}: {e}")))?;
+            write_atomic(&root, INDEX_FILE, &out)
+        })
+        .await
+    }
+}
+
+/// The left-out blobs an `index.json` records.
+pub(crate) fn omitted_from_index(
+    bytes: &[u8],
+    label: &str,
+    location: &str,
+) -> Result<Vec<super::OmittedBlob>> {
+    let doc: Value = serde_json::from_slice(bytes)
+        .map_err(|e| layout_err(location, format!("{label} is not valid JSON: {e}")))?;
+    let Some(list) = doc
+        .get("annotations")
+        .and_then(|a| a.get(super::ANNOTATION_OMITTED_BLOBS))
+        .and_then(Value::as_str)
+    else {
+        return Ok(vec![]);
+    };
+    serde_json::from_str(list).map_err(|e| {
+        layout_err(
+            location,
+            format!(
+                "{label}: the annotation {} is not a list of blobs: {e}",
+                super::ANNOTATION_OMITTED_BLOBS
+            ),
+        )
+    })
+}
+
 #[async_trait]
 impl Transport for LayoutTransport {
     fn location(&self) -> String {
         format!("oci:{}", self.root.display())
+    }
+
+    async fn omitted_blobs(&self) -> Result<Vec<super::OmittedBlob>> {
+        self.read_omitted().await
+    }
+
+    async fn record_omitted(&self, blobs: &[super::OmittedBlob]) -> Result<bool> {
+        self.write_omitted(blobs).await.map(|_| true)
     }
 
     async fn get_manifest(&self, target: &Target) -> Result<Option<RawManifest>> {

@@ -7,6 +7,7 @@
 //! have defaults that say "not possible", so a transport without them simply leaves them out.
 
 pub mod archive;
+pub mod auth;
 pub mod layout;
 pub mod registry;
 
@@ -21,6 +22,17 @@ use crate::reference::Target;
 /// Blob bytes in flight. Errors end the stream; a consumer must not commit a blob whose stream ended
 /// in an error.
 pub type BlobStream = BoxStream<'static, Result<Bytes, TransportError>>;
+
+/// A blob an incremental bundle leaves out on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OmittedBlob {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// The `index.json` annotation in which a bundle lists the blobs it leaves out (a JSON array of
+/// `{"digest", "size"}` objects, as a string).
+pub const ANNOTATION_OMITTED_BLOBS: &str = "dev.mirror.bundle.omitted-blobs";
 
 /// How a manifest is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +191,12 @@ pub trait Transport: Send + Sync {
     /// Every tag (following pagination), in no particular order.
     async fn list_tags(&self) -> Result<Vec<String>>;
 
+    /// The OCI 1.1 referrers of `subject` through the referrers API, or `None` when this location
+    /// has no such API (then referrers live under the `sha256-<hex>` tag schema).
+    async fn referrers(&self, _subject: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        Ok(None)
+    }
+
     /// Whether sparse indexes are accepted, when the destination says so before a push.
     async fn sparse_support(&self) -> SparseSupport {
         SparseSupport::Unknown
@@ -187,6 +205,18 @@ pub trait Transport: Send + Sync {
     /// `(registry host, repository)` for a registry repository; lets a sibling mount from it.
     fn registry_repository(&self) -> Option<(String, String)> {
         None
+    }
+
+    /// Blobs this location deliberately leaves out: an incremental bundle written with `--state`
+    /// records the blobs an earlier bundle already carried (see `crate::bundle`).
+    async fn omitted_blobs(&self) -> Result<Vec<OmittedBlob>> {
+        Ok(vec![])
+    }
+
+    /// Record blobs this bundle leaves out, merged with those already recorded. `Ok(false)`: this
+    /// kind of location cannot be a bundle.
+    async fn record_omitted(&self, _blobs: &[OmittedBlob]) -> Result<bool> {
+        Ok(false)
     }
 
     /// Called once every push of a copy has succeeded (an archive is packed here).

@@ -1,6 +1,7 @@
 //! One integration-test binary (builds once): real registries, skopeo and umoci as independent
 //! checks, and the test doubles in `support` for what no installable registry does.
 mod auth;
+mod bundle;
 mod copy;
 mod docs;
 mod examples;
