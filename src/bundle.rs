@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::oci::{Digest, Manifest};
 use crate::reference::{ImageRef, Target};
-use crate::transport::{OmittedBlob, Transport};
+use crate::transport::OmittedBlob;
+use crate::transport::registry::RegistryOptions;
 
 /// The state file and `mirror inventory` output.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,12 +131,12 @@ pub fn add_to_state(
 /// blob those manifests use that is present there.
 pub async fn inventory(
     locations: &[(ImageRef, bool)],
-    open: &dyn Fn(&ImageRef) -> Result<Box<dyn Transport>, Error>,
+    options: &RegistryOptions,
 ) -> Result<Inventory, Error> {
     let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut manifests: BTreeMap<Digest, u64> = BTreeMap::new();
     for (reference, all_tags) in locations {
-        let t = open(reference)?;
+        let t = crate::ops::open(reference, false, options)?.transport;
         let err = |what: &str| {
             let what = format!("{what} {}", t.location());
             move |e| Error::transport(what, e)

@@ -172,9 +172,7 @@ fn run_inventory(args: &args::InventoryArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let open =
-        |r: &crate::reference::ImageRef| crate::ops::open(r, false, &options).map(|o| o.transport);
-    let result = runtime().block_on(crate::bundle::inventory(&locations, &open));
+    let result = runtime().block_on(crate::bundle::inventory(&locations, &options));
     match result {
         Ok(inv) => {
             let text = |out: &mut dyn Write| {

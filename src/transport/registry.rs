@@ -1,4 +1,4 @@
-//! The registry transport: the OCI Distribution API v2 over HTTP(S).
+//! The registry transport: the OCI Distribution API v2 over HTTP(S), with auth and TLS.
 //!
 //! This is a thin layer over `reqwest` (the HTTP client `oci-client` is built on) rather than over
 //! `oci-client` itself. `oci-client` was the first choice, but the copy engine needs things its API
@@ -8,14 +8,46 @@
 //! stream from another registry with a known length and no whole-blob buffer, retries with backoff on
 //! every request, and one bearer token carrying several repository scopes (for cross-repository mounts).
 //!
-//! Shape: one [`RegistryClient`] per registry host (HTTP connection pool, resolved scheme, token
-//! cache), shared by the [`RegistryRepo`] values that implement [`Transport`] for one repository each.
-//! Upload protocol: `POST …/blobs/uploads/` then a single `PUT <location>?digest=` with the streamed body
-//! (registry 2.8 discards a body sent with the POST, see REGISTRY-FACTS.md).
+//! Shape: one [`RegistryClient`] per registry host (HTTP connection pool, TLS material, resolved
+//! scheme, credentials, token cache), shared by the [`RegistryRepo`] values that implement
+//! [`Transport`] for one repository each. Upload protocol: `POST …/blobs/uploads/` then a single
+//! `PUT <location>?digest=` with the streamed body (registry 2.8 discards a body sent with the POST,
+//! see REGISTRY-FACTS.md).
+//!
+//! Auth, the way docker and skopeo do it, so that every registry that works with them works here:
+//! - `GET /v2/` (unauthenticated) learns the challenge. No challenge: nothing is ever sent, so a
+//!   registry that did not ask never sees a credential. Credentials are looked up ([`super::auth`])
+//!   only once a registry asks, so a credential helper runs only when needed.
+//! - `Basic`: the user and password on every request to the registry host.
+//! - `Bearer realm=…,service=…`: a token from the realm for exactly the scopes a request needs:
+//!   `repository:R:pull` at a source, `repository:R:pull,push` at a destination, and for a
+//!   cross-repository mount both the destination's and `repository:FROM:pull` in one token. A user
+//!   and password go to the realm as basic auth (`GET`); an identity token (`identitytoken`, or a
+//!   refresh token the token server handed back) is exchanged with the OAuth2 `POST`
+//!   (`grant_type=refresh_token`), falling back to `GET` where the server has no `POST`. Tokens are
+//!   cached per scope set until shortly before `expires_in` (at least 60 s, as docker assumes), and
+//!   one token fetch runs at a time so concurrent first requests share it.
+//! - A 401 mid-run (a token revoked or expired early) drops that token and fetches a new one once;
+//!   a second 401 for the same request is an authentication error that says what to do.
+//! - Credentials never go to another host: the `Authorization` header is attached only to requests
+//!   for the registry's own scheme, host and port, and reqwest's redirect policy (kept at its
+//!   default) strips it when a redirect leaves that origin (blob GETs redirected to object storage).
+//!   Credentials go to a token realm only over https, on a loopback host, or with TLS verification
+//!   turned off by the user.
+//! - Secrets never appear in messages: errors name where a credential came from, never its value;
+//!   URLs are redacted (`redact`); the header values are marked sensitive; the `Debug` of
+//!   [`RegistryOptions`] hides the password.
+//!
+//! TLS: verified by default against the system roots plus the CAs (`*.crt`) of the registry's
+//! certificate directory, which also holds a client certificate (`NAME.cert` + `NAME.key`): the
+//! `--src-cert-dir`/`--dest-cert-dir` directory when given (alone, as in skopeo), else
+//! `/etc/containers/certs.d/HOST[:PORT]/` and `/etc/docker/certs.d/HOST[:PORT]/` (roots
+//! overridable with `MIRROR_CERTS_D`, for tests). The scheme rule is in `RegistryClient::base`.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -25,6 +57,7 @@ use reqwest::header::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::{Mutex, OnceCell};
 
+use super::auth::{self, Credential, Found};
 use super::{
     BlobStream, PushAs, RegistryErrorItem, Result, SparseSupport, Transport, TransportError,
 };
@@ -33,22 +66,88 @@ use crate::oci::{
 };
 use crate::reference::{Target, is_loopback_host};
 
+/// The environment variable that replaces the certs.d roots (a `:`-separated list). For tests,
+/// which cannot write `/etc`.
+pub const CERTS_D_ENV: &str = "MIRROR_CERTS_D";
+
+/// Where docker and podman keep per-registry certificates, `ROOT/HOST[:PORT]/`.
+pub const DEFAULT_CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+
 /// How to reach one registry.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryOptions {
-    /// `(user, password)` for basic auth or the token endpoint.
+    /// `(user, password)` from `--src-creds`/`--dest-creds`: basic auth or the token endpoint.
+    /// `None`: look in the auth files ([`auth::lookup`]).
     pub credentials: Option<(String, String)>,
+    /// `--authfile`: the only auth file read (else `$REGISTRY_AUTH_FILE`, else the defaults).
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS certificates; `false` also allows plain http to any host.
     pub tls_verify: bool,
+    /// `--src-cert-dir`/`--dest-cert-dir`: CAs and a client certificate, instead of certs.d.
+    pub cert_dir: Option<PathBuf>,
+    /// The certs.d roots; `None`: `$MIRROR_CERTS_D`, else [`DEFAULT_CERTS_D`].
+    pub certs_d: Option<Vec<PathBuf>>,
     /// Retries of a failed request (connection error, 408, 429, 5xx).
     pub retry_times: u32,
+    /// `--src` or `--dest`: which flags messages should name (`--src-creds`, …); `""` for a
+    /// command with one side (`--creds`, `--cert-dir`, `--tls-verify`). `None`: both sides' flags.
+    pub flag_prefix: Option<&'static str>,
 }
 
 impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             credentials: None,
+            authfile: None,
             tls_verify: true,
+            cert_dir: None,
+            certs_d: None,
             retry_times: 3,
+            flag_prefix: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryOptions")
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(u, _)| format!("{u}:<redacted>")),
+            )
+            .field("authfile", &self.authfile)
+            .field("tls_verify", &self.tls_verify)
+            .field("cert_dir", &self.cert_dir)
+            .field("certs_d", &self.certs_d)
+            .field("retry_times", &self.retry_times)
+            .field("flag_prefix", &self.flag_prefix)
+            .finish()
+    }
+}
+
+impl RegistryOptions {
+    /// `--src-creds`, `--dest-cert-dir`, … (both forms when the side is unknown; `--creds`, … for
+    /// the prefix `""` of a one-sided command).
+    fn flag(&self, name: &str) -> String {
+        match self.flag_prefix {
+            Some("") => format!("--{name}"),
+            Some(p) => format!("{p}-{name}"),
+            None => format!("--src-{name}/--dest-{name}"),
+        }
+    }
+
+    fn certs_d_roots(&self) -> Vec<PathBuf> {
+        if let Some(r) = &self.certs_d {
+            return r.clone();
+        }
+        match std::env::var_os(CERTS_D_ENV) {
+            Some(v) => std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
+            None => DEFAULT_CERTS_D.iter().map(PathBuf::from).collect(),
         }
     }
 }
@@ -61,9 +160,17 @@ pub struct RegistryClient {
     /// Where requests go (`registry-1.docker.io` for Docker Hub).
     api_host: String,
     options: RegistryOptions,
+    /// The certificate directories that exist for this registry (for messages).
+    cert_dirs: Vec<PathBuf>,
     base: OnceCell<Base>,
-    /// Bearer tokens by scope set.
-    tokens: Mutex<HashMap<String, String>>,
+    /// A challenge learned from a 401 after a ping that asked for nothing.
+    learned: std::sync::Mutex<Option<Challenge>>,
+    /// Credentials by repository (auth files may hold per-namespace logins).
+    creds: Mutex<HashMap<String, Arc<Creds>>>,
+    /// `Authorization` values: bearer tokens by scope set, basic auth by repository.
+    tokens: std::sync::Mutex<HashMap<String, Cached>>,
+    /// One token fetch at a time: concurrent first requests wait for one token.
+    fetching: Mutex<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +180,7 @@ struct Base {
     challenge: Option<Challenge>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Challenge {
     Basic,
     Bearer {
@@ -82,26 +189,68 @@ enum Challenge {
     },
 }
 
+/// The credentials for one repository, resolved once.
+struct Creds {
+    found: Option<Found>,
+    /// A refresh token the token server returned (OAuth2): used instead of the password after.
+    refresh: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    value: HeaderValue,
+    /// `None`: does not expire (basic auth).
+    expires: Option<Instant>,
+}
+
+/// What the token endpoint answers (distribution token spec, OAuth2 token response).
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
 impl RegistryClient {
     pub fn new(
         registry: &str,
         api_host: &str,
         options: RegistryOptions,
     ) -> Result<Arc<RegistryClient>> {
-        let http = reqwest::Client::builder()
+        let tls = load_tls(registry, api_host, &options)?;
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("mirror/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
-            .tls_danger_accept_invalid_certs(!options.tls_verify)
-            .build()
-            .map_err(|e| TransportError::Other(format!("cannot set up the HTTP client: {e}")))?;
+            .tls_danger_accept_invalid_certs(!options.tls_verify);
+        if !tls.roots.is_empty() {
+            builder = builder.tls_certs_merge(tls.roots);
+        }
+        if let Some(identity) = tls.identity {
+            builder = builder.identity(identity);
+        }
+        let http = builder.build().map_err(|e| {
+            TransportError::Other(format!(
+                "cannot set up the HTTP client: {}",
+                error_chain(&e)
+            ))
+        })?;
         Ok(Arc::new(RegistryClient {
             http,
             registry: registry.to_string(),
             api_host: api_host.to_string(),
             options,
+            cert_dirs: tls.dirs,
             base: OnceCell::new(),
-            tokens: Mutex::new(HashMap::new()),
+            learned: std::sync::Mutex::new(None),
+            creds: Mutex::new(HashMap::new()),
+            tokens: std::sync::Mutex::new(HashMap::new()),
+            fetching: Mutex::new(()),
         }))
     }
 
@@ -109,8 +258,10 @@ impl RegistryClient {
         &self.registry
     }
 
-    /// Resolve the scheme once: https, or plain http for a loopback host (or with TLS verification
-    /// off) whose server does not speak TLS. A certificate that fails verification is an error.
+    /// Resolve the scheme once: https, or plain http only with TLS verification off or for a
+    /// loopback host (`localhost`, 127.0.0.0/8, ::1) whose server does not speak TLS. https is
+    /// always tried first, and a certificate that fails verification is an error that says how
+    /// to trust it, never a reason to fall back.
     async fn base(&self) -> Result<&Base> {
         self.base
             .get_or_try_init(|| async {
@@ -119,19 +270,85 @@ impl RegistryClient {
                 })?;
                 match self.ping(&https).await {
                     Ok(base) => Ok(base),
+                    // The server refused the handshake (e.g. it wants a client certificate).
+                    Err(e) if is_tls_alert(&e) => Err(self.tls_handshake_error(e)),
+                    Err(e) if is_certificate_error(&e) => Err(self.certificate_error(e)),
                     Err(e) => {
                         let plain_allowed =
                             is_loopback_host(&self.api_host) || !self.options.tls_verify;
-                        if !plain_allowed || is_certificate_error(&e) {
+                        if !plain_allowed {
                             return Err(e);
                         }
                         let http = Url::parse(&format!("http://{}/", self.api_host))
                             .map_err(|e| TransportError::Other(e.to_string()))?;
-                        self.ping(&http).await
+                        match self.ping(&http).await {
+                            // A TLS server answers plain http with 400 ("Client sent an HTTP
+                            // request to an HTTPS server"): it does speak TLS, so the https
+                            // failure (a refused handshake, a client certificate it wants) is
+                            // the one to report.
+                            Err(TransportError::Registry { status: 400, .. }) => {
+                                Err(self.tls_handshake_error(e))
+                            }
+                            other => other,
+                        }
                     }
                 }
             })
             .await
+    }
+
+    /// The server speaks TLS but the handshake failed for another reason than its certificate.
+    fn tls_handshake_error(&self, e: TransportError) -> TransportError {
+        TransportError::Other(format!(
+            "{e}: the registry refused the TLS connection; if it requires a client certificate, put NAME.cert and NAME.key in {}",
+            match &self.options.cert_dir {
+                Some(d) => d.display().to_string(),
+                None => format!(
+                    "{} DIR or {}/{}/",
+                    self.options.flag("cert-dir"),
+                    self.options
+                        .certs_d_roots()
+                        .first()
+                        .map(|r| r.display().to_string())
+                        .unwrap_or_else(|| DEFAULT_CERTS_D[0].to_string()),
+                    self.registry
+                ),
+            }
+        ))
+    }
+
+    /// A certificate failure with what to do about it (not retried: it will not get better).
+    fn certificate_error(&self, e: TransportError) -> TransportError {
+        let tried = if self.cert_dirs.is_empty() {
+            String::new()
+        } else {
+            let dirs: Vec<String> = self
+                .cert_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            format!(" (with the CAs of {})", dirs.join(", "))
+        };
+        let dirs = match &self.options.cert_dir {
+            Some(d) => format!("the CA in {} (*.crt)", d.display()),
+            None => {
+                let roots: Vec<String> = self
+                    .options
+                    .certs_d_roots()
+                    .iter()
+                    .map(|r| format!("{}/{}/", r.display(), self.registry))
+                    .collect();
+                format!(
+                    "its CA (a *.crt file) to {} or pass {} DIR",
+                    roots.join(" or "),
+                    self.options.flag("cert-dir")
+                )
+            }
+        };
+        TransportError::Other(format!(
+            "{e}: the registry's TLS certificate did not verify{tried}: add {dirs}, or pass {}=false to skip verification",
+            self.options.flag("tls-verify")
+        ))
     }
 
     async fn ping(&self, root: &Url) -> Result<Base> {
@@ -170,16 +387,16 @@ impl RegistryClient {
             Some(v) if v.eq_ignore_ascii_case("false") => SparseSupport::No,
             _ => SparseSupport::Unknown,
         };
-        let challenge = resp
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_challenge);
+        let challenge = challenge_of(resp.headers());
         match resp.status() {
             s if s.is_success() || s == StatusCode::UNAUTHORIZED => Ok(Base {
                 url: root.clone(),
                 sparse,
-                challenge,
+                challenge: if s == StatusCode::UNAUTHORIZED {
+                    challenge.or(Some(Challenge::Basic))
+                } else {
+                    None
+                },
             }),
             s => Err(TransportError::Registry {
                 method: "GET".into(),
@@ -197,35 +414,42 @@ impl RegistryClient {
             .map_err(|e| TransportError::Other(format!("bad request path {path:?}: {e}")))
     }
 
-    /// Send a request built by `build` (called again for each attempt), authenticating on a 401 and
-    /// retrying connection errors, 408, 429 and 5xx with backoff. Returns the final response,
-    /// whatever its status.
+    /// Send a request built by `build` (called again for each attempt) for `repository` with the
+    /// token `scopes`, authenticating as the registry asks, refreshing the authorization once on a
+    /// 401, and retrying connection errors, 408, 429 and 5xx with backoff. Returns the final
+    /// response, whatever its status (but a second 401 is an authentication error).
     async fn send(
         &self,
         method: Method,
         url: Url,
+        repository: &str,
         scopes: &[String],
         build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Send + Sync),
     ) -> Result<Response> {
         let mut attempt = 0u32;
-        let mut authenticated_once = false;
+        let mut refreshed = false;
+        let same_origin = self.is_registry_origin(&url).await?;
         loop {
+            let auth = if same_origin {
+                self.authorization(repository, scopes).await?
+            } else {
+                None
+            };
             let mut req = build(self.http.request(method.clone(), url.clone()));
-            if let Some(auth) = self.auth_header(scopes).await {
-                req = req.header(AUTHORIZATION, auth);
+            if let Some(a) = &auth {
+                req = req.header(AUTHORIZATION, a.clone());
             }
             match req.send().await {
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authenticated_once => {
-                    authenticated_once = true;
-                    let challenge = resp
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_challenge);
-                    self.authenticate(challenge, scopes).await?;
+                Ok(resp)
+                    if resp.status() == StatusCode::UNAUTHORIZED && !refreshed && same_origin =>
+                {
+                    refreshed = true;
+                    let challenge = challenge_of(resp.headers()).unwrap_or(Challenge::Basic);
+                    self.forget(repository, scopes, challenge, auth.as_ref())
+                        .await;
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    return Err(self.auth_failed(&resp));
+                    return Err(self.auth_failed(repository, scopes).await);
                 }
                 Ok(resp)
                     if is_retryable_status(resp.status()) && attempt < self.options.retry_times =>
@@ -249,92 +473,510 @@ impl RegistryClient {
         }
     }
 
-    fn auth_failed(&self, _resp: &Response) -> TransportError {
-        let message = if self.options.credentials.is_some() {
-            "the registry refused the credentials (HTTP 401): check the user name and password"
-                .to_string()
-        } else {
-            "the registry requires authentication (HTTP 401): pass --src-creds/--dest-creds USER[:PASS]".to_string()
+    /// Is `url` on the registry's own scheme, host and port (where its credentials may go)?
+    async fn is_registry_origin(&self, url: &Url) -> Result<bool> {
+        let base = &self.base().await?.url;
+        Ok(url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default())
+    }
+
+    /// The challenge in force: one learned from a later 401, else the ping's.
+    async fn challenge(&self) -> Result<Option<Challenge>> {
+        if let Some(c) = self.learned.lock().expect("lock").clone() {
+            return Ok(Some(c));
+        }
+        Ok(self.base().await?.challenge.clone())
+    }
+
+    fn cached(&self, key: &str) -> Option<HeaderValue> {
+        let tokens = self.tokens.lock().expect("lock");
+        let c = tokens.get(key)?;
+        match c.expires {
+            Some(t) if Instant::now() >= t => None,
+            _ => Some(c.value.clone()),
+        }
+    }
+
+    /// The `Authorization` value for a request, fetching a token when none is cached; `None`
+    /// when the registry asked for nothing.
+    async fn authorization(
+        &self,
+        repository: &str,
+        scopes: &[String],
+    ) -> Result<Option<HeaderValue>> {
+        let Some(challenge) = self.challenge().await? else {
+            return Ok(None);
         };
+        let key = cache_key(&challenge, repository, scopes);
+        if let Some(v) = self.cached(&key) {
+            return Ok(Some(v));
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(v) = self.cached(&key) {
+            return Ok(Some(v));
+        }
+        let fresh = self.fetch(&challenge, repository, scopes).await?;
+        let value = fresh.value.clone();
+        self.tokens.lock().expect("lock").insert(key, fresh);
+        Ok(Some(value))
+    }
+
+    /// After a 401: remember the challenge and drop the value that was refused, unless another
+    /// request already replaced it, so the next [`Self::authorization`] fetches a new one.
+    async fn forget(
+        &self,
+        repository: &str,
+        scopes: &[String],
+        challenge: Challenge,
+        sent: Option<&HeaderValue>,
+    ) {
+        let _one_at_a_time = self.fetching.lock().await;
+        let key = cache_key(&challenge, repository, scopes);
+        *self.learned.lock().expect("lock") = Some(challenge);
+        let mut tokens = self.tokens.lock().expect("lock");
+        let replaced = tokens.get(&key).is_some_and(|c| Some(&c.value) != sent);
+        if !replaced {
+            tokens.remove(&key);
+        }
+    }
+
+    /// The credentials for `repository`: the flag's, else from the auth files (looked up once,
+    /// off the executor: it may run a credential helper).
+    async fn creds_for(&self, repository: &str) -> Result<Arc<Creds>> {
+        let mut map = self.creds.lock().await;
+        if let Some(c) = map.get(repository) {
+            return Ok(c.clone());
+        }
+        let found = match &self.options.credentials {
+            Some((user, pass)) => Some(Found {
+                credential: Credential::Basic {
+                    username: user.clone(),
+                    password: pass.clone(),
+                },
+                source: self.options.flag("creds"),
+            }),
+            None => {
+                let registry = self.registry.clone();
+                let repo = repository.to_string();
+                let authfile = self.options.authfile.clone();
+                tokio::task::spawn_blocking(move || {
+                    auth::lookup(&registry, &repo, authfile.as_deref())
+                })
+                .await
+                .map_err(|e| TransportError::Other(format!("credential lookup failed: {e}")))?
+                .map_err(|e| TransportError::Auth {
+                    registry: self.registry.clone(),
+                    message: e.0,
+                })?
+            }
+        };
+        // Repositories with the same login share it, and so the refresh token it earns.
+        let c = match map.values().find(|c| c.found == found) {
+            Some(same) => same.clone(),
+            None => Arc::new(Creds {
+                found,
+                refresh: std::sync::Mutex::new(None),
+            }),
+        };
+        map.insert(repository.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn auth_error(&self, message: String) -> TransportError {
         TransportError::Auth {
             registry: self.registry.clone(),
             message,
         }
     }
 
-    async fn auth_header(&self, scopes: &[String]) -> Option<HeaderValue> {
-        let key = scopes.join(" ");
-        if let Some(token) = self.tokens.lock().await.get(&key) {
-            return HeaderValue::from_str(token).ok();
-        }
-        None
+    /// What to do when no credentials were found.
+    fn needs_credentials(&self, why: &str) -> TransportError {
+        self.auth_error(format!(
+            "{why}: pass {} USER[:PASS] or --authfile FILE, or log in with `docker login {}`",
+            self.options.flag("creds"),
+            self.registry
+        ))
     }
 
-    async fn authenticate(&self, challenge: Option<Challenge>, scopes: &[String]) -> Result<()> {
-        let key = scopes.join(" ");
-        let challenge = challenge.or_else(|| self.base.get().and_then(|b| b.challenge.clone()));
-        let value = match challenge {
-            Some(Challenge::Basic) | None => {
-                let Some((user, pass)) = &self.options.credentials else {
-                    return Err(TransportError::Auth {
-                        registry: self.registry.clone(),
-                        message: "the registry requires authentication (HTTP 401): pass --src-creds/--dest-creds USER[:PASS]"
-                            .into(),
-                    });
-                };
-                format!("Basic {}", basic(user, pass))
+    async fn auth_failed(&self, repository: &str, scopes: &[String]) -> TransportError {
+        let found = match self.creds_for(repository).await {
+            Ok(c) => c.found.as_ref().map(|f| f.source.clone()),
+            Err(e) => return e,
+        };
+        let wanted = match scopes.first().and_then(|s| s.rsplit(':').next()) {
+            Some(actions) if actions.contains("push") => "push to",
+            _ => "pull from",
+        };
+        match found {
+            Some(source) => self.auth_error(format!(
+                "the registry refused the credentials from {source} (HTTP 401): check the user name and password and that the user may {wanted} {repository}, or log in again with `docker login {}`",
+                self.registry
+            )),
+            None => self.needs_credentials("the registry requires authentication (HTTP 401)"),
+        }
+    }
+
+    /// A new `Authorization` value for `challenge`.
+    async fn fetch(
+        &self,
+        challenge: &Challenge,
+        repository: &str,
+        scopes: &[String],
+    ) -> Result<Cached> {
+        let creds = self.creds_for(repository).await?;
+        match challenge {
+            Challenge::Basic => match creds.found.as_ref().map(|f| (&f.credential, &f.source)) {
+                None => Err(self.needs_credentials("the registry requires authentication")),
+                Some((Credential::Basic { username, password }, _)) => Ok(Cached {
+                    value: sensitive(&format!("Basic {}", basic(username, password)))?,
+                    expires: None,
+                }),
+                Some((Credential::IdentityToken(_), source)) => Err(self.auth_error(format!(
+                    "the registry asks for a user name and password, but {source} holds an identity token: pass {} USER[:PASS]",
+                    self.options.flag("creds")
+                ))),
+            },
+            Challenge::Bearer { realm, service } => {
+                self.fetch_token(realm, service.as_deref(), scopes, &creds)
+                    .await
             }
-            Some(Challenge::Bearer { realm, service }) => {
-                let mut url = Url::parse(&realm).map_err(|e| TransportError::Auth {
-                    registry: self.registry.clone(),
-                    message: format!("the token realm {realm:?} is not a URL: {e}"),
-                })?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(s) = &service {
-                        q.append_pair("service", s);
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        creds: &Creds,
+    ) -> Result<Cached> {
+        let realm_url = Url::parse(realm).map_err(|_| {
+            self.auth_error(format!(
+                "the registry's token realm {:?} is not a URL",
+                realm.split('?').next().unwrap_or("")
+            ))
+        })?;
+        let (password, identity, source) = match creds.found.as_ref() {
+            Some(f) => match &f.credential {
+                Credential::Basic { username, password } => (
+                    Some((username.as_str(), password.as_str())),
+                    None,
+                    Some(f.source.as_str()),
+                ),
+                Credential::IdentityToken(t) => (None, Some(t.clone()), Some(f.source.as_str())),
+            },
+            None => (None, None, None),
+        };
+        let refresh = creds.refresh.lock().expect("lock").clone().or(identity);
+        if let Some(source) = source {
+            let protected = realm_url.scheme() == "https"
+                || realm_url.host_str().is_some_and(is_loopback_host)
+                || !self.options.tls_verify;
+            if !protected {
+                return Err(self.auth_error(format!(
+                    "the token server {} is plain http: the credentials from {source} are not sent there; pass {}=false if this network is trusted",
+                    redact(&realm_url),
+                    self.options.flag("tls-verify")
+                )));
+            }
+        }
+        let answer = match refresh {
+            Some(token) => match self.post_token(&realm_url, service, scopes, &token).await? {
+                Some(a) => a,
+                None => match password {
+                    Some(_) => {
+                        self.get_token(&realm_url, service, scopes, password, source)
+                            .await?
                     }
-                    for scope in scopes {
-                        q.append_pair("scope", scope);
+                    None => {
+                        return Err(self.auth_error(format!(
+                            "the token server {} refused the identity token from {}: log in again with `docker login {}`",
+                            redact(&realm_url),
+                            source.unwrap_or("the auth file"),
+                            self.registry
+                        )));
                     }
-                }
-                let mut req = self.http.get(url.clone());
-                if let Some((user, pass)) = &self.options.credentials {
-                    req = req.header(AUTHORIZATION, format!("Basic {}", basic(user, pass)));
-                }
-                let resp = req.send().await.map_err(|e| TransportError::Http {
-                    method: "GET".into(),
-                    url: redact(&url),
-                    message: error_chain(&e),
-                })?;
-                if !resp.status().is_success() {
-                    return Err(TransportError::Auth {
-                        registry: self.registry.clone(),
-                        message: format!(
-                            "the token server answered HTTP {}: check the credentials (--src-creds/--dest-creds)",
-                            resp.status().as_u16()
-                        ),
-                    });
-                }
-                #[derive(serde::Deserialize)]
-                struct Token {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                }
-                let t: Token = resp.json_bytes().await?;
-                let token = t
-                    .token
-                    .or(t.access_token)
-                    .ok_or_else(|| TransportError::Auth {
-                        registry: self.registry.clone(),
-                        message: "the token server's answer has no token".into(),
-                    })?;
-                format!("Bearer {token}")
+                },
+            },
+            None => {
+                self.get_token(&realm_url, service, scopes, password, source)
+                    .await?
             }
         };
-        self.tokens.lock().await.insert(key, value);
-        Ok(())
+        let token = answer
+            .token
+            .filter(|t| !t.is_empty())
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| self.auth_error("the token server's answer has no token".into()))?;
+        if let Some(r) = answer.refresh_token.filter(|r| !r.is_empty()) {
+            *creds.refresh.lock().expect("lock") = Some(r);
+        }
+        let lifetime = answer
+            .expires_in
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(60)
+            .max(60);
+        Ok(Cached {
+            value: sensitive(&format!("Bearer {token}"))?,
+            // Renew a little early, so a token does not expire between the check and the use.
+            expires: Some(Instant::now() + Duration::from_secs(lifetime - lifetime / 10)),
+        })
     }
+
+    /// The OAuth2 refresh-token grant. `None`: this server has no POST endpoint, or refused the
+    /// refresh token (the caller falls back to the password when it has one).
+    async fn post_token(
+        &self,
+        realm: &Url,
+        service: Option<&str>,
+        scopes: &[String],
+        refresh_token: &str,
+    ) -> Result<Option<TokenAnswer>> {
+        let mut form = Url::parse("http://form.invalid/").expect("static URL");
+        {
+            let mut q = form.query_pairs_mut();
+            q.append_pair("grant_type", "refresh_token");
+            q.append_pair("refresh_token", refresh_token);
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            q.append_pair("scope", &scopes.join(" "));
+            q.append_pair("client_id", "mirror");
+            q.append_pair("access_type", "offline");
+        }
+        let body = form.query().unwrap_or("").to_string();
+        let resp = self
+            .send_unauthenticated(Method::POST, realm, &move |r| {
+                r.header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body.clone())
+            })
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(Some(resp.json_bytes().await?)),
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::BAD_REQUEST
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN => Ok(None),
+            s => Err(self.auth_error(format!(
+                "the token server {} answered HTTP {}",
+                redact(realm),
+                s.as_u16()
+            ))),
+        }
+    }
+
+    /// The distribution token `GET`, with basic auth when there is a password.
+    async fn get_token(
+        &self,
+        realm: &Url,
+        service: Option<&str>,
+        scopes: &[String],
+        password: Option<(&str, &str)>,
+        source: Option<&str>,
+    ) -> Result<TokenAnswer> {
+        let mut url = realm.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for scope in scopes {
+                q.append_pair("scope", scope);
+            }
+        }
+        let header = match password {
+            Some((u, p)) => Some(sensitive(&format!("Basic {}", basic(u, p)))?),
+            None => None,
+        };
+        let resp = self
+            .send_unauthenticated(Method::GET, &url, &move |r| match &header {
+                Some(h) => r.header(AUTHORIZATION, h.clone()),
+                None => r,
+            })
+            .await?;
+        match resp.status() {
+            s if s.is_success() => resp.json_bytes().await,
+            s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(match source {
+                Some(source) => self.auth_error(format!(
+                    "the token server refused the credentials from {source} (HTTP {}): check the user name and password, or log in again with `docker login {}`",
+                    s.as_u16(),
+                    self.registry
+                )),
+                None => self.needs_credentials(&format!(
+                    "the registry requires authentication (its token server answered HTTP {})",
+                    s.as_u16()
+                )),
+            }),
+            s => Err(self.auth_error(format!(
+                "the token server {} answered HTTP {}",
+                redact(realm),
+                s.as_u16()
+            ))),
+        }
+    }
+
+    /// A request with retries but none of the registry's authorization (token endpoints).
+    async fn send_unauthenticated(
+        &self,
+        method: Method,
+        url: &Url,
+        build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Send + Sync),
+    ) -> Result<Response> {
+        let mut attempt = 0u32;
+        loop {
+            match build(self.http.request(method.clone(), url.clone()))
+                .send()
+                .await
+            {
+                Ok(resp)
+                    if is_retryable_status(resp.status()) && attempt < self.options.retry_times =>
+                {
+                    backoff(attempt, resp.headers()).await;
+                    attempt += 1;
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < self.options.retry_times && !e.is_builder() => {
+                    backoff(attempt, &HeaderMap::new()).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(TransportError::Http {
+                        method: method.to_string(),
+                        url: redact(url),
+                        message: error_chain(&e),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Which cached value a request uses: a bearer token covers exactly its scope set; basic auth is
+/// per repository (whose credentials may differ).
+fn cache_key(challenge: &Challenge, repository: &str, scopes: &[String]) -> String {
+    match challenge {
+        Challenge::Basic => format!("basic {repository}"),
+        Challenge::Bearer { .. } => format!("bearer {}", scopes.join(" ")),
+    }
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        TransportError::Other("a credential holds characters not allowed in an HTTP header".into())
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// CAs and a client certificate for one registry, and the directories they came from.
+struct TlsMaterial {
+    roots: Vec<reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+    dirs: Vec<PathBuf>,
+}
+
+/// Read the registry's certificate directory: the given one alone, else every
+/// `CERTS_D_ROOT/HOST[:PORT]/` that exists (for the name the user wrote and the API host).
+/// `*.crt`: CAs; `NAME.cert` + `NAME.key`: a client certificate (docker's layout).
+fn load_tls(registry: &str, api_host: &str, options: &RegistryOptions) -> Result<TlsMaterial> {
+    let dirs: Vec<PathBuf> = match &options.cert_dir {
+        Some(d) => {
+            if !d.is_dir() {
+                return Err(TransportError::Other(format!(
+                    "{} {}: not a directory",
+                    options.flag("cert-dir"),
+                    d.display()
+                )));
+            }
+            vec![d.clone()]
+        }
+        None => {
+            let mut hosts = vec![registry];
+            if api_host != registry {
+                hosts.push(api_host);
+            }
+            options
+                .certs_d_roots()
+                .iter()
+                .flat_map(|root| hosts.iter().map(move |h| root.join(h)))
+                .filter(|d| d.is_dir())
+                .collect()
+        }
+    };
+    let mut material = TlsMaterial {
+        roots: Vec::new(),
+        identity: None,
+        dirs: dirs.clone(),
+    };
+    for dir in &dirs {
+        read_cert_dir(dir, &mut material)?;
+    }
+    Ok(material)
+}
+
+fn read_cert_dir(dir: &Path, material: &mut TlsMaterial) -> Result<()> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| TransportError::io(dir.display(), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let read = |p: &Path| std::fs::read(p).map_err(|e| TransportError::io(p.display(), e));
+    for path in &names {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("crt") => {
+                let certs = reqwest::Certificate::from_pem_bundle(&read(path)?)
+                    .ok()
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| {
+                        TransportError::Other(format!(
+                            "{}: not a PEM certificate (a CA *.crt file is expected)",
+                            path.display()
+                        ))
+                    })?;
+                material.roots.extend(certs);
+            }
+            Some("cert") => {
+                let key = path.with_extension("key");
+                if !key.is_file() {
+                    return Err(TransportError::Other(format!(
+                        "{}: a client certificate without its key {}",
+                        path.display(),
+                        key.display()
+                    )));
+                }
+                if material.identity.is_some() {
+                    continue; // one client certificate per registry: the first by name
+                }
+                let mut pem = read(path)?;
+                pem.push(b'\n');
+                pem.extend(read(&key)?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+                    TransportError::Other(format!(
+                        "{} and {}: not a PEM client certificate and its private key",
+                        path.display(),
+                        key.display()
+                    ))
+                })?;
+                material.identity = Some(identity);
+            }
+            Some("key") => {
+                let cert = path.with_extension("cert");
+                if !cert.is_file() {
+                    return Err(TransportError::Other(format!(
+                        "{}: a client key without its certificate {}",
+                        path.display(),
+                        cert.display()
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 trait JsonBytes {
@@ -349,8 +991,14 @@ impl JsonBytes for Response {
             url: url.clone(),
             message: error_chain(&e),
         })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| TransportError::Other(format!("{url}: unexpected answer: {e}")))
+        // The serde error only: the body may hold a token.
+        serde_json::from_slice(&bytes).map_err(|e| {
+            TransportError::Other(format!(
+                "{url}: unexpected answer (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })
     }
 }
 
@@ -359,7 +1007,22 @@ fn basic(user: &str, pass: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
 }
 
+/// The challenge of a 401: a `Bearer` one if any `WWW-Authenticate` offers it, else `Basic`.
+fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {
+    let all: Vec<Challenge> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(parse_challenge)
+        .collect();
+    all.iter()
+        .find(|c| matches!(c, Challenge::Bearer { .. }))
+        .or(all.first())
+        .cloned()
+}
+
 fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if scheme.eq_ignore_ascii_case("basic") {
         return Some(Challenge::Basic);
@@ -452,6 +1115,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+fn is_tls_alert(e: &TransportError) -> bool {
+    matches!(e, TransportError::Http { message, .. } if message.contains("received fatal alert"))
+}
+
 fn is_certificate_error(e: &TransportError) -> bool {
     matches!(e, TransportError::Http { message, .. } if message.to_ascii_lowercase().contains("certificate"))
 }
@@ -535,7 +1202,9 @@ impl RegistryRepo {
         url: Url,
         build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Send + Sync),
     ) -> Result<Response> {
-        self.client.send(method, url, &self.scopes(), build).await
+        self.client
+            .send(method, url, &self.repository, &self.scopes(), build)
+            .await
     }
 
     fn accept(req: RequestBuilder) -> RequestBuilder {
@@ -692,19 +1361,25 @@ impl Transport for RegistryRepo {
         let size = desc.size;
         let resp = self
             .client
-            .send(Method::PUT, location.clone(), &self.scopes(), &move |r| {
-                let r = r
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size.to_string());
-                match body.lock().ok().and_then(|mut b| b.take()) {
-                    Some(b) => r.body(b),
-                    None => r.body(reqwest::Body::wrap_stream(futures::stream::once(async {
-                        Err::<bytes::Bytes, _>(std::io::Error::other(
-                            "the upload body was already sent",
-                        ))
-                    }))),
-                }
-            })
+            .send(
+                Method::PUT,
+                location.clone(),
+                &self.repository,
+                &self.scopes(),
+                &move |r| {
+                    let r = r
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size.to_string());
+                    match body.lock().ok().and_then(|mut b| b.take()) {
+                        Some(b) => r.body(b),
+                        None => r.body(reqwest::Body::wrap_stream(futures::stream::once(async {
+                            Err::<bytes::Bytes, _>(std::io::Error::other(
+                                "the upload body was already sent",
+                            ))
+                        }))),
+                    }
+                },
+            )
             .await;
         let resp = match resp {
             Ok(r) => r,
@@ -735,7 +1410,7 @@ impl Transport for RegistryRepo {
         let scopes = vec![self.scope.clone(), format!("repository:{from_repo}:pull")];
         let resp = self
             .client
-            .send(Method::POST, url.clone(), &scopes, &|r| {
+            .send(Method::POST, url.clone(), &self.repository, &scopes, &|r| {
                 r.header(CONTENT_LENGTH, "0")
             })
             .await?;
@@ -808,6 +1483,42 @@ impl Transport for RegistryRepo {
         Ok(tags)
     }
 
+    async fn referrers(&self, subject: &Digest) -> Result<Option<Vec<Descriptor>>> {
+        let mut url = self.url(&format!("referrers/{subject}")).await?;
+        let mut out = Vec::new();
+        loop {
+            let resp = self
+                .request(Method::GET, url.clone(), &|r| {
+                    r.header(ACCEPT, crate::oci::OCI_INDEX)
+                })
+                .await?;
+            match resp.status() {
+                // No referrers API (registry 2.x answers a plain-text 404): use the tag schema.
+                StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::BAD_REQUEST => return Ok(None),
+                s if s.is_success() => {}
+                _ => return Err(registry_error("GET", &url, resp).await),
+            }
+            let next = header_str(resp.headers(), "link").and_then(parse_next_link);
+            #[derive(serde::Deserialize)]
+            struct List {
+                #[serde(default)]
+                manifests: Vec<Descriptor>,
+            }
+            let page: List = resp.json_bytes().await?;
+            out.extend(page.manifests);
+            match next {
+                Some(n) => {
+                    url = url
+                        .join(&n)
+                        .map_err(|e| TransportError::Other(format!("bad Link header {n:?}: {e}")))?
+                }
+                None => return Ok(Some(out)),
+            }
+        }
+    }
+
     async fn sparse_support(&self) -> SparseSupport {
         match self.client.base().await {
             Ok(b) => b.sparse,
@@ -825,7 +1536,7 @@ impl RegistryRepo {
         let mut url = location.clone();
         url.set_query(None);
         // Best effort: a registry that cannot delete upload sessions expires them.
-        let _ = self.client.http.delete(url).send().await;
+        let _ = self.request(Method::DELETE, url, &|r| r).await;
     }
 }
 
@@ -909,5 +1620,498 @@ mod tests {
     fn redacts_urls() {
         let u = Url::parse("https://user:secret@host/v2/x/blobs/uploads/1?_state=abc").unwrap();
         assert_eq!(redact(&u), "https://host/v2/x/blobs/uploads/1");
+    }
+
+    #[test]
+    fn prefers_a_bearer_challenge_among_several() {
+        let mut h = HeaderMap::new();
+        h.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="x""#),
+        );
+        h.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                r#"Bearer realm="http://t/token",service="s",error="insufficient_scope""#,
+            ),
+        );
+        assert_eq!(
+            challenge_of(&h),
+            Some(Challenge::Bearer {
+                realm: "http://t/token".into(),
+                service: Some("s".into())
+            })
+        );
+    }
+
+    #[test]
+    fn options_debug_hides_the_password() {
+        let o = RegistryOptions {
+            credentials: Some(("user".into(), "hunter2".into())),
+            ..Default::default()
+        };
+        let s = format!("{o:?}");
+        assert!(s.contains("user") && !s.contains("hunter2"), "{s}");
+    }
+
+    // ---- a fake registry: just enough HTTP/1.1 to drive the client ----
+
+    /// One request as the fake server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        /// Path and query.
+        target: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        fn path(&self) -> &str {
+            self.target.split('?').next().unwrap_or("")
+        }
+    }
+
+    struct Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
+        Reply {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    type Handler = dyn Fn(&str, &Seen) -> Reply + Send + Sync;
+
+    struct Fake {
+        addr: String,
+        seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    }
+
+    impl Fake {
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+        fn count(&self, path: &str) -> usize {
+            self.seen().iter().filter(|s| s.path() == path).count()
+        }
+    }
+
+    /// Serves `handler(own_addr, request)` on a free 127.0.0.1 port, one request per connection.
+    /// A TLS ClientHello is dropped, so the client falls back to plain http (loopback rule).
+    async fn fake(handler: Arc<Handler>) -> Fake {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, log) = (addr.clone(), seen.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, a, log) = (handler.clone(), a.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 || chunk[0] == 0x16 && buf.is_empty() {
+                            return; // closed, or TLS: not spoken here
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut lines = head.split("\r\n");
+                    let mut first = lines.next().unwrap_or("").split(' ');
+                    let method = first.next().unwrap_or("").to_string();
+                    let target = first.next().unwrap_or("").to_string();
+                    let headers: Vec<(String, String)> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .collect();
+                    let len = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = buf[head_end + 4..].to_vec();
+                    while body.len() < len {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                    let seen = Seen {
+                        method,
+                        target,
+                        headers,
+                        body: String::from_utf8_lossy(&body).to_string(),
+                    };
+                    log.lock().unwrap().push(seen.clone());
+                    let r = handler(&a, &seen);
+                    let mut out = format!("HTTP/1.1 {} X\r\nconnection: close\r\n", r.status);
+                    for (k, v) in &r.headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    let body = if seen.method == "HEAD" {
+                        &[][..]
+                    } else {
+                        &r.body[..]
+                    };
+                    out.push_str(&format!("content-length: {}\r\n\r\n", r.body.len()));
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    let _ = sock.write_all(body).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Fake { addr, seen }
+    }
+
+    fn digest() -> Digest {
+        format!("sha256:{}", "ab".repeat(32)).parse().unwrap()
+    }
+
+    fn descriptor(size: u64) -> Descriptor {
+        serde_json::from_value(serde_json::json!({
+            "mediaType": "application/octet-stream",
+            "digest": digest().to_string(),
+            "size": size,
+        }))
+        .unwrap()
+    }
+
+    /// Options that read no auth file of this machine.
+    fn hermetic(dir: &tempfile::TempDir, auth_json: &str) -> RegistryOptions {
+        let file = dir.path().join("auth.json");
+        std::fs::write(&file, auth_json).unwrap();
+        RegistryOptions {
+            authfile: Some(file),
+            certs_d: Some(vec![]),
+            retry_times: 0,
+            flag_prefix: Some("--src"),
+            ..Default::default()
+        }
+    }
+
+    fn bearer_challenge(addr: &str) -> Reply {
+        let c = format!(r#"Bearer realm="http://{addr}/token",service="fake""#);
+        reply(401, &[("www-authenticate", &c)], "")
+    }
+
+    /// A token registry whose token server numbers its tokens; `valid(n)` says whether token n
+    /// still opens blobs.
+    fn token_registry(valid: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Arc<Handler> {
+        let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        Arc::new(move |addr: &str, req: &Seen| match req.path() {
+            "/v2/" => bearer_challenge(addr),
+            "/token" => {
+                let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                reply(
+                    200,
+                    &[],
+                    &format!(r#"{{"token":"tok-{n}","expires_in":300}}"#),
+                )
+            }
+            p if p.contains("/blobs/") => {
+                let ok = req
+                    .header("authorization")
+                    .and_then(|a| a.strip_prefix("Bearer tok-"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| valid(n));
+                if ok {
+                    reply(200, &[], "")
+                } else {
+                    bearer_challenge(addr)
+                }
+            }
+            _ => reply(404, &[], ""),
+        })
+    }
+
+    #[tokio::test]
+    async fn bearer_tokens_are_fetched_once_per_scope_set_and_reused() {
+        let server = fake(token_registry(Arc::new(|_| true))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let client = RegistryClient::new(&server.addr, &server.addr, hermetic(&dir, "{}")).unwrap();
+        let src = RegistryRepo::new(client.clone(), "team/app", false);
+        let dst = RegistryRepo::new(client.clone(), "mirror/app", true);
+        assert!(src.has_blob(&digest()).await.unwrap());
+        assert!(src.has_blob(&digest()).await.unwrap());
+        assert_eq!(server.count("/token"), 1, "{:#?}", server.seen());
+        assert!(dst.has_blob(&digest()).await.unwrap());
+        let tokens: Vec<Seen> = server
+            .seen()
+            .into_iter()
+            .filter(|s| s.path() == "/token")
+            .collect();
+        assert_eq!(tokens.len(), 2);
+        assert!(
+            tokens[0]
+                .target
+                .ends_with("scope=repository%3Ateam%2Fapp%3Apull")
+        );
+        assert!(tokens[0].target.contains("service=fake"));
+        assert!(
+            tokens[1]
+                .target
+                .contains("scope=repository%3Amirror%2Fapp%3Apull%2Cpush")
+        );
+        // A registry that asked for a token never gets anything else: no anonymous basic auth.
+        assert!(tokens.iter().all(|t| t.header("authorization").is_none()));
+    }
+
+    #[tokio::test]
+    async fn a_401_mid_run_refreshes_the_token_once() {
+        let revoked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let r = revoked.clone();
+        // Tokens up to `revoked` no longer work.
+        let valid = Arc::new(move |n: usize| n > r.load(std::sync::atomic::Ordering::SeqCst));
+        let server = fake(token_registry(valid)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let client = RegistryClient::new(&server.addr, &server.addr, hermetic(&dir, "{}")).unwrap();
+        let repo = RegistryRepo::new(client, "app", false);
+        assert!(repo.has_blob(&digest()).await.unwrap());
+        revoked.store(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(repo.has_blob(&digest()).await.unwrap());
+        assert_eq!(server.count("/token"), 2);
+        // Every token refused: one refresh, then an authentication error.
+        revoked.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        let err = repo.has_blob(&digest()).await.unwrap_err();
+        assert!(matches!(err, TransportError::Auth { .. }), "{err}");
+        assert_eq!(server.count("/token"), 3);
+    }
+
+    fn basic_registry(
+        user: &'static str,
+        pass: &'static str,
+        redirect: Option<String>,
+    ) -> Arc<Handler> {
+        let expected = format!("Basic {}", basic(user, pass));
+        Arc::new(move |_addr: &str, req: &Seen| {
+            let authorized = req.header("authorization") == Some(expected.as_str());
+            match req.path() {
+                "/v2/" => reply(401, &[("www-authenticate", r#"Basic realm="fake""#)], ""),
+                _ if !authorized => {
+                    reply(401, &[("www-authenticate", r#"Basic realm="fake""#)], "")
+                }
+                p if p.contains("/blobs/") => match &redirect {
+                    Some(to) => reply(307, &[("location", to)], ""),
+                    None => reply(200, &[], "hello"),
+                },
+                _ => reply(404, &[], ""),
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn credentials_never_follow_a_redirect_to_another_host() {
+        let storage = fake(Arc::new(|_: &str, _: &Seen| reply(200, &[], "hello"))).await;
+        let to = format!("http://{}/bucket/blob?sig=1", storage.addr);
+        let server = fake(basic_registry("u", "pw", Some(to))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let options = RegistryOptions {
+            credentials: Some(("u".into(), "pw".into())),
+            ..hermetic(&dir, "{}")
+        };
+        let client = RegistryClient::new(&server.addr, &server.addr, options).unwrap();
+        let repo = RegistryRepo::new(client, "app", false);
+        let mut stream = repo.get_blob(&descriptor(5)).await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(body, b"hello");
+        let at_registry = server.seen();
+        assert!(
+            at_registry
+                .iter()
+                .any(|s| s.path().contains("/blobs/") && s.header("authorization").is_some())
+        );
+        let at_storage = storage.seen();
+        assert_eq!(at_storage.len(), 1, "{at_storage:#?}");
+        assert_eq!(at_storage[0].header("authorization"), None);
+    }
+
+    #[tokio::test]
+    async fn missing_and_wrong_credentials_are_auth_errors_that_say_what_to_do() {
+        let server = fake(basic_registry("u", "right", None)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let client = RegistryClient::new(&server.addr, &server.addr, hermetic(&dir, "{}")).unwrap();
+        let err = RegistryRepo::new(client, "app", false)
+            .has_blob(&digest())
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, TransportError::Auth { .. }), "{msg}");
+        assert!(
+            msg.contains("--src-creds") && msg.contains("docker login"),
+            "{msg}"
+        );
+
+        let options = RegistryOptions {
+            credentials: Some(("u".into(), "hunter2-wrong".into())),
+            ..hermetic(&dir, "{}")
+        };
+        let client = RegistryClient::new(&server.addr, &server.addr, options).unwrap();
+        let err = RegistryRepo::new(client, "app", false)
+            .has_blob(&digest())
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("refused the credentials from --src-creds"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn identity_tokens_use_the_oauth2_post_and_its_refresh_token() {
+        let handler: Arc<Handler> = Arc::new(|addr: &str, req: &Seen| {
+            match (req.method.as_str(), req.path()) {
+                (_, "/v2/") => bearer_challenge(addr),
+                ("POST", "/token")
+                    if req.body.contains("refresh_token=refresh-1&")
+                        || req.body.contains("refresh_token=refresh-2&") =>
+                {
+                    reply(
+                        200,
+                        &[],
+                        r#"{"access_token":"tok","refresh_token":"refresh-2","expires_in":300}"#,
+                    )
+                }
+                (_, "/token") => reply(401, &[], ""),
+                (_, p)
+                    if p.contains("/blobs/")
+                        && req.header("authorization") == Some("Bearer tok") =>
+                {
+                    reply(200, &[], "")
+                }
+                _ => bearer_challenge(addr),
+            }
+        });
+        let server = fake(handler).await;
+        let dir = tempfile::tempdir().unwrap();
+        let auth_json = format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"refresh-1"}}}}}}"#,
+            server.addr
+        );
+        let client =
+            RegistryClient::new(&server.addr, &server.addr, hermetic(&dir, &auth_json)).unwrap();
+        assert!(
+            RegistryRepo::new(client.clone(), "a", false)
+                .has_blob(&digest())
+                .await
+                .unwrap()
+        );
+        assert!(
+            RegistryRepo::new(client, "b", true)
+                .has_blob(&digest())
+                .await
+                .unwrap()
+        );
+        let posts: Vec<Seen> = server
+            .seen()
+            .into_iter()
+            .filter(|s| s.path() == "/token")
+            .collect();
+        assert_eq!(posts.len(), 2, "{posts:#?}");
+        assert!(posts.iter().all(|p| p.method == "POST"));
+        assert!(posts[0].body.contains("grant_type=refresh_token"));
+        assert!(posts[0].body.contains("scope=repository%3Aa%3Apull"));
+        assert!(posts[0].body.contains("service=fake"));
+        // The second exchange uses the refresh token the server handed back.
+        assert!(
+            posts[1].body.contains("refresh_token=refresh-2&"),
+            "{}",
+            posts[1].body
+        );
+    }
+
+    fn test_ca() -> (String, rcgen::KeyPair, rcgen::CertificateParams) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key, params)
+    }
+
+    #[test]
+    fn cert_dirs_give_cas_and_a_client_certificate_and_bad_ones_are_named() {
+        let (ca_pem, ca_key, ca_params) = test_ca();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client_cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+            .unwrap()
+            .signed_by(&client_key, &issuer)
+            .unwrap();
+
+        let root = tempfile::tempdir().unwrap();
+        let host_dir = root.path().join("reg.example:5000");
+        std::fs::create_dir_all(&host_dir).unwrap();
+        std::fs::write(host_dir.join("ca.crt"), &ca_pem).unwrap();
+        std::fs::write(host_dir.join("client.cert"), client_cert.pem()).unwrap();
+        std::fs::write(host_dir.join("client.key"), client_key.serialize_pem()).unwrap();
+        let options = RegistryOptions {
+            certs_d: Some(vec![root.path().to_path_buf()]),
+            ..Default::default()
+        };
+        let m = load_tls("reg.example:5000", "reg.example:5000", &options).unwrap();
+        assert_eq!(m.roots.len(), 1);
+        assert!(m.identity.is_some());
+        assert_eq!(m.dirs, vec![host_dir.clone()]);
+        assert!(
+            RegistryClient::new("reg.example:5000", "reg.example:5000", options.clone()).is_ok()
+        );
+        // Another registry: nothing.
+        let m = load_tls("other:5000", "other:5000", &options).unwrap();
+        assert!(m.roots.is_empty() && m.identity.is_none());
+
+        std::fs::remove_file(host_dir.join("client.key")).unwrap();
+        let e = load_tls("reg.example:5000", "reg.example:5000", &options)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("client.cert") && e.contains("without its key"),
+            "{e}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
+        let options = RegistryOptions {
+            cert_dir: Some(dir.path().to_path_buf()),
+            flag_prefix: Some("--dest"),
+            ..Default::default()
+        };
+        let e = load_tls("x", "x", &options).err().unwrap().to_string();
+        assert!(
+            e.contains("ca.crt") && e.contains("not a PEM certificate"),
+            "{e}"
+        );
     }
 }

@@ -9,19 +9,8 @@ use crate::support::{
     self, GeneratedImage, ImageSpec, Registry, generate, mirror, run_code, skopeo,
 };
 
-fn json_out(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 fn copy(args: &[&str]) -> std::process::Command {
-    let mut c = mirror();
-    c.arg("copy").args(args);
-    c
+    support::mirror_cmd("copy", args)
 }
 
 /// v2 keeps v1's amd64 and arm64 platforms (manifests and layers) and the shared base; its other
@@ -35,10 +24,8 @@ fn v2_from(v1: &GeneratedImage) -> GeneratedImage {
     let mut img = other.clone();
     let mut entries = Vec::new();
     for e in &other.entries {
-        let from_v1 = match &e.platform {
-            Some(p) if keep.contains(&p.as_str()) && !e.is_attestation() => true,
-            _ => false,
-        };
+        let from_v1 =
+            matches!(&e.platform, Some(p) if keep.contains(&p.as_str()) && !e.is_attestation());
         if from_v1 {
             entries.push(v1.platform_entry(e.platform.as_deref().unwrap()).clone());
         } else if !e.is_attestation() {
@@ -134,7 +121,7 @@ fn night_two_carries_only_what_night_one_did_not() {
         .cloned()
         .collect();
     assert!(shared.len() >= 5, "the base and two platforms are shared");
-    let plan = json_out(&run_code(
+    let plan = support::json(&run_code(
         &mut copy(&[
             "--dry-run",
             "--all-platforms",
@@ -153,7 +140,7 @@ fn night_two_carries_only_what_night_one_did_not() {
         !tmp.path().join("night2.tar").exists(),
         "a plan writes nothing"
     );
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--all-platforms",
             "--state",
@@ -201,7 +188,7 @@ fn night_two_carries_only_what_night_one_did_not() {
     assert!(empty.client().tags("app").is_empty());
 
     // Into the far registry that has night 1: v2 arrives with its digest.
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--all-platforms",
             "--format",
@@ -224,7 +211,7 @@ fn night_two_carries_only_what_night_one_did_not() {
         .collect();
     let expected: BTreeSet<String> = all_blobs(&v1).union(&all_blobs(&v2)).cloned().collect();
     assert_eq!(state_blobs, expected);
-    let inv = json_out(&run_code(
+    let inv = support::json(&run_code(
         mirror().args([
             "inventory",
             "--format",

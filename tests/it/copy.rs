@@ -4,24 +4,13 @@
 use serde_json::Value;
 
 use crate::support::{
-    self, GeneratedImage, ImageSpec, Registry, SparseRegistry, generate, mirror, run_code, skopeo,
+    self, GeneratedImage, ImageSpec, Registry, SparseRegistry, generate, run_code, skopeo,
 };
 
 const TWO: &str = "linux/amd64,linux/arm64";
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 fn copy(args: &[&str]) -> std::process::Command {
-    let mut c = mirror();
-    c.arg("copy").args(args);
-    c
+    support::mirror_cmd("copy", args)
 }
 
 /// Digests of the two kept platforms and their attestations.
@@ -63,7 +52,7 @@ fn sparse_copy_to_registry_2_is_refused_then_completed() {
         ]),
         3,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "rejected");
     assert_eq!(r["index"]["digest"], img.index_digest.as_str());
     let rejection = &r["rejection"];
@@ -156,7 +145,7 @@ fn sparse_copy_to_registry_2_is_refused_then_completed() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "completed");
     assert_eq!(r["index"]["pushedDigest"], img.index_digest.as_str());
     assert_eq!(dst.client().manifest_bytes("app", "v1").unwrap(), img.index);
@@ -180,7 +169,7 @@ fn strip_pushes_an_index_of_exactly_the_kept_entries() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "stripped");
     assert_eq!(r["index"]["digest"], img.index_digest.as_str());
     let pushed = r["index"]["pushedDigest"].as_str().unwrap();
@@ -217,7 +206,7 @@ fn strip_pushes_an_index_of_exactly_the_kept_entries() {
         ]),
         3,
     );
-    assert_eq!(json(&out)["rejection"]["strippedDigest"], pushed);
+    assert_eq!(support::json(&out)["rejection"]["strippedDigest"], pushed);
 }
 
 #[test]
@@ -234,7 +223,7 @@ fn all_platforms_keeps_the_digest_and_a_rerun_moves_nothing() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "pushed");
     assert_eq!(r["index"]["pushedDigest"], img.index_digest.as_str());
     assert_eq!(
@@ -261,7 +250,7 @@ fn all_platforms_keeps_the_digest_and_a_rerun_moves_nothing() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "upToDate");
     assert_eq!(r["blobs"]["transferredBytes"], 0);
     assert_eq!(r["blobs"]["transferredCount"], 0);
@@ -282,7 +271,7 @@ fn sparse_push_succeeds_where_the_destination_accepts_it() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "pushed");
     assert_eq!(r["index"]["pushedDigest"], img.index_digest.as_str());
     assert!(r["rejection"].is_null());
@@ -325,7 +314,7 @@ fn sparse_push_succeeds_where_the_destination_accepts_it() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "upToDate");
     assert_eq!(r["blobs"]["transferredBytes"], 0);
 }
@@ -350,7 +339,7 @@ fn docker_manifest_list_keeps_its_digest() {
         0,
     );
     assert_eq!(
-        json(&out)["index"]["pushedDigest"],
+        support::json(&out)["index"]["pushedDigest"],
         img.index_digest.as_str()
     );
     assert_eq!(dst.client().manifest_bytes("app", "v1").unwrap(), img.index);
@@ -373,7 +362,7 @@ fn single_manifest_by_digest_keeps_its_digest() {
         &mut copy(&["--format", "json", &by_digest, &dst.url("one:v1")]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "single");
     assert_eq!(dst.client().manifest_bytes("one", "v1").unwrap(), img.index);
     // --platform must match the image's own platform.
@@ -395,7 +384,7 @@ fn single_manifest_by_digest_keeps_its_digest() {
         ]),
         0,
     );
-    assert_eq!(json(&out)["index"]["outcome"], "upToDate");
+    assert_eq!(support::json(&out)["index"]["outcome"], "upToDate");
 }
 
 #[test]
@@ -465,7 +454,7 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert!(
         r["warnings"][0].as_str().unwrap().contains("linux/riscv64"),
         "{r}"

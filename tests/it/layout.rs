@@ -10,19 +10,8 @@ use crate::support::{
 
 const TWO: &str = "linux/amd64,linux/arm64";
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 fn copy(args: &[&str]) -> std::process::Command {
-    let mut c = mirror();
-    c.arg("copy").args(args);
-    c
+    support::mirror_cmd("copy", args)
 }
 
 fn oci(dir: &Path, tag: &str) -> String {
@@ -58,7 +47,7 @@ fn sparse_copy_into_a_layout_keeps_the_index_digest() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["outcome"], "pushed");
     assert_eq!(
         skopeo::inspect_raw(&oci(&layout, "v1"), false),
@@ -126,7 +115,7 @@ fn registry_to_layout_to_registry_round_trip() {
         0,
     );
     assert_eq!(
-        json(&out)["index"]["pushedDigest"],
+        support::json(&out)["index"]["pushedDigest"],
         img.index_digest.as_str()
     );
     assert_eq!(
@@ -182,7 +171,7 @@ fn two_images_in_one_layout_share_their_base_layer() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(
         r["blobs"]["presentCount"], 1,
         "the shared base is already there"
@@ -227,7 +216,7 @@ fn archive_round_trip_keeps_the_digest() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["index"]["pushedDigest"], img.index_digest.as_str());
     assert_eq!(far.manifest("app", "v1").unwrap().1, img.index);
 }
@@ -276,7 +265,7 @@ fn a_layout_written_by_skopeo_is_read() {
         0,
     );
     assert_eq!(
-        json(&out)["index"]["pushedDigest"],
+        support::json(&out)["index"]["pushedDigest"],
         img.index_digest.as_str()
     );
 }
@@ -312,7 +301,7 @@ fn sparse_layout_to_registry_2_offers_strip_only() {
         ]),
         3,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["rejection"]["completePossible"], false);
     assert_eq!(r["index"]["digest"], img.index_digest.as_str());
     let out = run_code(
@@ -364,7 +353,7 @@ fn real_world_sparse_layouts_report_what_is_missing() {
         ]),
         0,
     );
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(
         r["index"]["digest"],
         "sha256:faa03e786c97f07ef34423fccceeec2398ec8a5759259f94d99078f264e9d7af"
@@ -395,7 +384,7 @@ fn real_world_sparse_layouts_report_what_is_missing() {
         0,
     );
     assert_eq!(
-        json(&out)["index"]["digest"],
+        support::json(&out)["index"]["digest"],
         "sha256:f75f3d1a317fc82c793d567de94fc8df2bece37acd5f2bd364a0d91a0d1f3dab"
     );
 
@@ -412,7 +401,7 @@ fn real_world_sparse_layouts_report_what_is_missing() {
             0,
         );
         assert!(
-            json(&r)["index"]["digest"]
+            support::json(&r)["index"]["digest"]
                 .as_str()
                 .unwrap()
                 .starts_with("sha256:")
@@ -440,7 +429,7 @@ fn real_world_sparse_layouts_report_what_is_missing() {
         0,
     );
     assert_eq!(
-        json(&out)["index"]["digest"],
+        support::json(&out)["index"]["digest"],
         "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
     );
     assert!(!out_dir.exists(), "plans create nothing");

@@ -1,27 +1,10 @@
 //! `mirror plan` / `copy --dry-run`: what a copy would move, to the byte, and nothing written.
 
-use serde_json::Value;
-
 use crate::support::{
-    self, ImageSpec, Registry, SparseOptions, SparseRegistry, generate, mirror, run_code, skopeo,
+    self, ImageSpec, Registry, SparseOptions, SparseRegistry, generate, run_code, skopeo,
 };
 
 const TWO: &str = "linux/amd64,linux/arm64";
-
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
-fn cmd(verb: &str, args: &[&str]) -> std::process::Command {
-    let mut c = mirror();
-    c.arg(verb).args(args);
-    c
-}
 
 #[test]
 fn planned_bytes_equal_what_the_copy_then_moves() {
@@ -30,8 +13,8 @@ fn planned_bytes_equal_what_the_copy_then_moves() {
     skopeo::push_image(&img, &src, "app:v1");
     let dst = Registry::start();
     let before = support::tree_hash(dst.storage_dir());
-    let plan = json(&run_code(
-        &mut cmd(
+    let plan = support::json(&run_code(
+        &mut support::mirror_cmd(
             "plan",
             &[
                 "--platform",
@@ -71,8 +54,8 @@ fn planned_bytes_equal_what_the_copy_then_moves() {
     );
 
     // `copy --dry-run` is the same plan.
-    let dry = json(&run_code(
-        &mut cmd(
+    let dry = support::json(&run_code(
+        &mut support::mirror_cmd(
             "copy",
             &[
                 "--dry-run",
@@ -89,8 +72,8 @@ fn planned_bytes_equal_what_the_copy_then_moves() {
     assert_eq!(dry["blobs"], plan["blobs"]);
 
     // The copy then moves exactly that (registry 2.8 refuses the sparse index: exit 3).
-    let copied = json(&run_code(
-        &mut cmd(
+    let copied = support::json(&run_code(
+        &mut support::mirror_cmd(
             "copy",
             &[
                 "--platform",
@@ -120,7 +103,7 @@ fn after_a_partial_copy_the_plan_counts_what_is_present() {
     skopeo::push_image(&img, &src, "app:v1");
     let dst = SparseRegistry::start();
     run_code(
-        &mut cmd(
+        &mut support::mirror_cmd(
             "copy",
             &[
                 "--platform",
@@ -132,8 +115,8 @@ fn after_a_partial_copy_the_plan_counts_what_is_present() {
         0,
     );
     dst.clear_requests();
-    let plan = json(&run_code(
-        &mut cmd(
+    let plan = support::json(&run_code(
+        &mut support::mirror_cmd(
             "plan",
             &[
                 "--platform",
@@ -174,7 +157,7 @@ fn the_plan_says_whether_the_destination_takes_sparse_indexes() {
         ..SparseOptions::default()
     });
     let out = run_code(
-        &mut cmd(
+        &mut support::mirror_cmd(
             "plan",
             &[
                 "--platform",
@@ -193,7 +176,7 @@ fn the_plan_says_whether_the_destination_takes_sparse_indexes() {
     assert!(text.contains("to transfer"), "{text}");
     let plain = Registry::start();
     let out = run_code(
-        &mut cmd(
+        &mut support::mirror_cmd(
             "plan",
             &[
                 "--platform",
@@ -206,9 +189,9 @@ fn the_plan_says_whether_the_destination_takes_sparse_indexes() {
         ),
         0,
     );
-    assert_eq!(json(&out)["index"]["sparseSupport"], "unknown");
+    assert_eq!(support::json(&out)["index"]["sparseSupport"], "unknown");
     let out = run_code(
-        &mut cmd(
+        &mut support::mirror_cmd(
             "plan",
             &[
                 "--platform",
@@ -229,8 +212,8 @@ fn a_plan_into_a_missing_layout_creates_nothing() {
     skopeo::push_image(&img, &src, "app:v1");
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("not-yet");
-    let plan = json(&run_code(
-        &mut cmd(
+    let plan = support::json(&run_code(
+        &mut support::mirror_cmd(
             "plan",
             &[
                 "--platform",

@@ -5,27 +5,15 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    self, Client, GeneratedImage, ImageSpec, Registry, SparseRegistry, generate, mirror, run_code,
-    skopeo,
+    self, Client, GeneratedImage, ImageSpec, Registry, SparseRegistry, generate, run_code, skopeo,
 };
 
 const TWO: &str = "linux/amd64,linux/arm64";
 const SBOM: &str = "application/spdx+json";
 const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
-fn json_out(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 fn copy(args: &[&str]) -> std::process::Command {
-    let mut c = mirror();
-    c.arg("copy").args(args);
-    c
+    support::mirror_cmd("copy", args)
 }
 
 fn tag_of(digest: &str) -> String {
@@ -151,7 +139,7 @@ fn two_of_five_brings_exactly_the_kept_platforms_referrers_and_the_index_signatu
         true,
     );
     let dst = SparseRegistry::start();
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--platform",
             TWO,
@@ -212,7 +200,7 @@ fn no_referrers_no_signatures_no_attestations_brings_none_and_all_brings_every_a
         true,
     );
     let dst = SparseRegistry::start();
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--platform",
             TWO,
@@ -314,7 +302,7 @@ fn registry_2_destination_gets_a_merged_fallback_tag_index() {
             .all(|d| d["artifactType"] == SBOM)
     );
     // A rerun changes nothing and moves nothing.
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--all-platforms",
             "--format",
@@ -345,7 +333,7 @@ fn referrers_api_source_into_a_layout_and_out_again() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let layout = format!("oci:{}:v1", tmp.path().join("disk").display());
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--platform",
             TWO,
@@ -386,7 +374,7 @@ fn referrers_api_source_into_a_layout_and_out_again() {
     }
     // Only signatures, through the artifact-type filter.
     let only = SparseRegistry::start();
-    let r = json_out(&run_code(
+    let r = support::json(&run_code(
         &mut copy(&[
             "--platform",
             TWO,

@@ -8,15 +8,6 @@ use crate::support::{
     self, ImageSpec, Registry, SparseRegistry, generate, mirror, run_code, skopeo,
 };
 
-fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 fn sync(config: &Path, extra: &[&str]) -> std::process::Command {
     let mut c = mirror();
     c.args(["sync", "--config", config.to_str().unwrap()])
@@ -91,7 +82,7 @@ images:
 fn a_nightly_sync_then_a_no_op_rerun_then_a_moved_tag() {
     let w = world();
     let out = run_code(&mut sync(&w.config, &["--format", "json"]), 0);
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["version"], 1);
     let images = r["images"].as_array().unwrap();
     assert_eq!(images.len(), 4, "app:v1, exporter v1.10.0 and v1.9.0, db:5");
@@ -140,7 +131,7 @@ fn a_nightly_sync_then_a_no_op_rerun_then_a_moved_tag() {
     w.dst.clear_requests();
     let before = support::tree_hash(&disk);
     let out = run_code(&mut sync(&w.config, &["--format", "json"]), 0);
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["summary"]["upToDate"], 4, "{}", r["summary"]);
     for i in r["images"].as_array().unwrap() {
         assert_eq!(i["index"]["outcome"], "upToDate");
@@ -168,7 +159,7 @@ fn a_nightly_sync_then_a_no_op_rerun_then_a_moved_tag() {
     });
     skopeo::push_image(&newer, &w.src, "team/app:v1");
     let out = run_code(&mut sync(&w.config, &["--format", "json"]), 0);
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["summary"]["copied"], 1);
     assert_eq!(r["summary"]["upToDate"], 3);
     assert_eq!(w.dst.manifest("mirror/app", "v1").unwrap().1, newer.index);
@@ -180,7 +171,7 @@ fn dry_run_writes_nothing_and_shards_split_the_pairs() {
     let disk = w.layout.path().join("disk");
     w.dst.clear_requests();
     let out = run_code(&mut sync(&w.config, &["--dry-run", "--format", "json"]), 0);
-    let r = json(&out);
+    let r = support::json(&out);
     assert_eq!(r["summary"]["planned"], 4);
     assert!(!disk.exists(), "a dry run creates no layout");
     assert!(
@@ -206,7 +197,7 @@ fn dry_run_writes_nothing_and_shards_split_the_pairs() {
             ),
             0,
         );
-        let r = json(&out);
+        let r = support::json(&out);
         for i in r["images"].as_array().unwrap() {
             seen.push(i["destination"].as_str().unwrap().to_string());
         }
@@ -259,7 +250,7 @@ fn a_failure_is_reported_and_the_others_still_run() {
         &mut sync(&w.config, &["--fail-fast", "--format", "json"]),
         1,
     );
-    assert_eq!(json(&out)["images"].as_array().unwrap().len(), 1);
+    assert_eq!(support::json(&out)["images"].as_array().unwrap().len(), 1);
 }
 
 #[test]

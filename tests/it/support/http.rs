@@ -190,13 +190,12 @@ impl Client {
         body: &[u8],
     ) -> Response {
         let mut hs: Vec<(&str, &str)> = headers.to_vec();
-        if let Some(a) = &self.auth {
-            if !hs
+        if let Some(a) = &self.auth
+            && !hs
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-            {
-                hs.push(("Authorization", a.as_str()));
-            }
+        {
+            hs.push(("Authorization", a.as_str()));
         }
         request(&self.addr, method, path, &hs, body)
     }

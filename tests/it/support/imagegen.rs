@@ -445,10 +445,8 @@ impl GeneratedImage {
         for p in platforms {
             let e = self.platform_entry(p);
             v.push(e.digest.clone());
-            if with_attestations {
-                if let Some(a) = self.attestation_of(&e.digest) {
-                    v.push(a.digest.clone());
-                }
+            if with_attestations && let Some(a) = self.attestation_of(&e.digest) {
+                v.push(a.digest.clone());
             }
         }
         v

@@ -15,6 +15,8 @@ pub mod imagegen;
 pub mod registry;
 pub mod skopeo;
 pub mod sparse_registry;
+pub mod tls;
+pub mod token_server;
 pub mod umoci;
 
 #[allow(unused_imports)]
@@ -186,4 +188,21 @@ pub fn list_files(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// stdout of a `--format json` run, parsed; panics with the text when it is not JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// `mirror VERB ARGS…`.
+pub fn mirror_cmd(verb: &str, args: &[&str]) -> Command {
+    let mut c = mirror();
+    c.arg(verb).args(args);
+    c
 }

@@ -22,6 +22,11 @@ pub struct RegistryOptions {
     /// `{ token: { realm: "http://127.0.0.1:P/token", service: test, issuer: test-issuer, rootcertbundle: "/x/cert.pem" } }`.
     /// Conflicts with `htpasswd`.
     pub auth_yaml: Option<String>,
+    /// Credentials clients use when `auth_yaml` configures the auth (token auth): what
+    /// [`Registry::creds`] and so `skopeo::push_image` use. With `htpasswd`, those are used.
+    pub client_creds: Option<(String, String)>,
+    /// With `tls`: require a client certificate signed by this CA (`http.tls.clientcas`).
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -114,6 +119,9 @@ impl Registry {
                     yaml_str(cert),
                     yaml_str(key)
                 ));
+                if let Some(ca) = &opts.tls_client_ca {
+                    config.push_str(&format!("    clientcas:\n      - {}\n", yaml_str(ca)));
+                }
             }
             if let Some(a) = &auth {
                 config.push_str(&format!("auth: {a}\n"));
@@ -163,7 +171,7 @@ impl Registry {
                         data,
                         addr,
                         client,
-                        creds: opts.htpasswd.clone(),
+                        creds: opts.htpasswd.clone().or(opts.client_creds.clone()),
                         tls: opts.tls.is_some(),
                     };
                 }

@@ -262,12 +262,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -426,15 +427,15 @@ fn tags_list(s: &State, name: &str, q: &HashMap<String, String>) -> Resp {
         tags.retain(|t| t.as_str() > last.as_str());
     }
     let mut hs = vec![("Content-Type", "application/json".to_string())];
-    if let Some(n) = q.get("n").and_then(|n| n.parse::<usize>().ok()) {
-        if tags.len() > n {
-            tags.truncate(n);
-            if let Some(last) = tags.last() {
-                hs.push((
-                    "Link",
-                    format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
-                ));
-            }
+    if let Some(n) = q.get("n").and_then(|n| n.parse::<usize>().ok())
+        && tags.len() > n
+    {
+        tags.truncate(n);
+        if let Some(last) = tags.last() {
+            hs.push((
+                "Link",
+                format!("</v2/{name}/tags/list?n={n}&last={last}>; rel=\"next\""),
+            ));
         }
     }
     respond(
@@ -718,10 +719,10 @@ fn manifests(
                 ("Location", format!("/v2/{name}/manifests/{digest}")),
                 ("Docker-Content-Digest", digest.clone()),
             ];
-            if opts.referrers_api {
-                if let Some(subject) = v["subject"]["digest"].as_str() {
-                    hs.push(("OCI-Subject", subject.to_string()));
-                }
+            if opts.referrers_api
+                && let Some(subject) = v["subject"]["digest"].as_str()
+            {
+                hs.push(("OCI-Subject", subject.to_string()));
             }
             respond(201, &hs, Bytes::new())
         }
@@ -758,10 +759,10 @@ fn referrers(s: &State, name: &str, digest: &str, q: &HashMap<String, String>) -
                 .or_else(|| v["config"]["mediaType"].as_str())
                 .unwrap_or("")
                 .to_string();
-            if let Some(want) = q.get("artifactType") {
-                if *want != artifact_type {
-                    continue;
-                }
+            if let Some(want) = q.get("artifactType")
+                && *want != artifact_type
+            {
+                continue;
             }
             let mut desc = json!({
                 "mediaType": mt,
