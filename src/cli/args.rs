@@ -226,27 +226,6 @@ pub struct CopyArgs {
     /// Also write the JSON report to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Credentials for the source registry
-    #[arg(long, value_name = "USER[:PASS]")]
-    pub src_creds: Option<String>,
-    /// Credentials for the destination registry
-    #[arg(long, value_name = "USER[:PASS]")]
-    pub dest_creds: Option<String>,
-    /// Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman's auth.json and docker's config.json
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the source registry, instead of certs.d
-    #[arg(long, value_name = "DIR")]
-    pub src_cert_dir: Option<PathBuf>,
-    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the destination registry, instead of certs.d
-    #[arg(long, value_name = "DIR")]
-    pub dest_cert_dir: Option<PathBuf>,
-    /// Verify the source registry's TLS certificate (=false allows plain http)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub src_tls_verify: bool,
-    /// Verify the destination registry's TLS certificate (=false allows plain http)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub dest_tls_verify: bool,
     /// Print errors only (the report too is left out with --format text)
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -256,6 +235,8 @@ pub struct CopyArgs {
     /// Progress on stderr: bars on a terminal (auto), bars always, or plain lines (never)
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub progress: ProgressArg,
+    #[command(flatten)]
+    pub registries: RegistryFlags,
 }
 
 #[derive(Debug, Args)]
@@ -287,24 +268,14 @@ pub struct SyncArgs {
     /// Also write the JSON report to FILE
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Credentials for the source registries
-    #[arg(long, value_name = "USER[:PASS]")]
-    pub src_creds: Option<String>,
-    /// Credentials for the destination registries
-    #[arg(long, value_name = "USER[:PASS]")]
-    pub dest_creds: Option<String>,
-    /// Verify the source registries' TLS certificates (=false allows plain http)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub src_tls_verify: bool,
-    /// Verify the destination registries' TLS certificates (=false allows plain http)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub dest_tls_verify: bool,
     /// Print errors only
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Print more about what happens
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub registries: RegistryFlags,
 }
 
 #[derive(Debug, Args)]
@@ -321,4 +292,31 @@ pub struct InventoryArgs {
     /// Verify the registries' TLS certificates (=false allows plain http)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
+}
+
+/// Credentials and TLS for the source and destination registries (shared by copy, plan and sync).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Registries")]
+pub struct RegistryFlags {
+    /// Credentials for the source registry
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub src_creds: Option<String>,
+    /// Credentials for the destination registry
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub dest_creds: Option<String>,
+    /// Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman's auth.json and docker's config.json
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the source registry, instead of certs.d
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the destination registry, instead of certs.d
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
+    /// Verify the source registry's TLS certificate (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub src_tls_verify: bool,
+    /// Verify the destination registry's TLS certificate (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub dest_tls_verify: bool,
 }

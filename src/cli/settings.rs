@@ -80,27 +80,43 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
             },
             dry_run: dry_run || args.dry_run,
             state: args.state.clone(),
-            source: RegistryOptions {
-                authfile: authfile(args.authfile.as_deref())?,
-                cert_dir: cert_dir(args.src_cert_dir.as_deref(), "--src-cert-dir")?,
-                ..registry_options(
-                    args.src_creds.as_deref(),
-                    args.src_tls_verify,
-                    args.retry_times,
-                    "--src-creds",
-                )?
-            },
-            destination: RegistryOptions {
-                authfile: authfile(args.authfile.as_deref())?,
-                cert_dir: cert_dir(args.dest_cert_dir.as_deref(), "--dest-cert-dir")?,
-                ..registry_options(
-                    args.dest_creds.as_deref(),
-                    args.dest_tls_verify,
-                    args.retry_times,
-                    "--dest-creds",
-                )?
-            },
+            source: side(&args.registries, Side::Source, args.retry_times)?,
+            destination: side(&args.registries, Side::Destination, args.retry_times)?,
         },
+    })
+}
+
+enum Side {
+    Source,
+    Destination,
+}
+
+/// The registry options of one side from the shared flags.
+fn side(
+    flags: &super::args::RegistryFlags,
+    side: Side,
+    retry_times: u32,
+) -> Result<RegistryOptions, Error> {
+    let (creds, tls_verify, dir, creds_flag, dir_flag) = match side {
+        Side::Source => (
+            &flags.src_creds,
+            flags.src_tls_verify,
+            &flags.src_cert_dir,
+            "--src-creds",
+            "--src-cert-dir",
+        ),
+        Side::Destination => (
+            &flags.dest_creds,
+            flags.dest_tls_verify,
+            &flags.dest_cert_dir,
+            "--dest-creds",
+            "--dest-cert-dir",
+        ),
+    };
+    Ok(RegistryOptions {
+        authfile: authfile(flags.authfile.as_deref())?,
+        cert_dir: cert_dir(dir.as_deref(), dir_flag)?,
+        ..registry_options(creds.as_deref(), tls_verify, retry_times, creds_flag)?
     })
 }
 
@@ -190,18 +206,8 @@ pub fn resolve_sync(
             shard,
             jobs: args.jobs as usize,
             retry_times: args.retry_times,
-            source: registry_options(
-                args.src_creds.as_deref(),
-                args.src_tls_verify,
-                args.retry_times,
-                "--src-creds",
-            )?,
-            destination: registry_options(
-                args.dest_creds.as_deref(),
-                args.dest_tls_verify,
-                args.retry_times,
-                "--dest-creds",
-            )?,
+            source: side(&args.registries, Side::Source, args.retry_times)?,
+            destination: side(&args.registries, Side::Destination, args.retry_times)?,
         },
     ))
 }
