@@ -451,6 +451,28 @@ impl RegistryClient {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     return Err(self.auth_failed(repository, scopes).await);
                 }
+                // A pull quota used up (Docker Hub's `ratelimit-remaining: 0`) does not come back
+                // within any retry: say so at once instead of hammering the registry.
+                Ok(resp)
+                    if resp.status() == StatusCode::TOO_MANY_REQUESTS
+                        && quota_exhausted(resp.headers()) =>
+                {
+                    return Err(TransportError::Registry {
+                        method: method.to_string(),
+                        url: redact(&url),
+                        status: 429,
+                        errors: vec![RegistryErrorItem {
+                            code: "TOOMANYREQUESTS".into(),
+                            message: format!(
+                                "{} says its pull quota is used up ({}): log in for a higher limit (--src-creds, docker login) or wait for the window to pass",
+                                self.registry,
+                                header_str(resp.headers(), "ratelimit-limit")
+                                    .unwrap_or("limit unknown")
+                            ),
+                            detail: String::new(),
+                        }],
+                    });
+                }
                 Ok(resp)
                     if is_retryable_status(resp.status()) && attempt < self.options.retry_times =>
                 {
@@ -1077,6 +1099,14 @@ fn is_retryable_status(s: StatusCode) -> bool {
     s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
 }
 
+/// `ratelimit-remaining: 0[;w=…]`: the registry's quota for this window is used up.
+fn quota_exhausted(headers: &HeaderMap) -> bool {
+    header_str(headers, "ratelimit-remaining")
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        == Some(0)
+}
+
 /// Exponential backoff with jitter; `Retry-After` (seconds) wins, capped at 60 s.
 async fn backoff(attempt: u32, headers: &HeaderMap) {
     let retry_after = headers
@@ -1259,6 +1289,7 @@ impl Transport for RegistryRepo {
             }
         }
         let raw = RawManifest::new(body.into(), &media_type);
+        check_served_media_type(&media_type, &raw, &format!("{}@{target}", self.location()))?;
         let expected = match target {
             Target::Digest(d) => Some(d.clone()),
             Target::Tag(_) => claimed.filter(|c| c.algorithm() == "sha256"),
@@ -1327,17 +1358,20 @@ impl Transport for RegistryRepo {
         if !resp.status().is_success() {
             return Err(registry_error("GET", &url, resp).await);
         }
-        let shown = redact(&url);
-        Ok(resp
-            .bytes_stream()
-            .map(move |r| {
-                r.map_err(|e| TransportError::Http {
-                    method: "GET".into(),
-                    url: shown.clone(),
-                    message: error_chain(&e),
-                })
-            })
-            .boxed())
+        Ok(BlobDownload {
+            client: self.client.clone(),
+            repository: self.repository.clone(),
+            scopes: self.scopes(),
+            url,
+            size: desc.size,
+            body: Some(resp.bytes_stream().boxed()),
+            offset: 0,
+            skip: 0,
+            resumes: 0,
+            cause: None,
+            done: false,
+        }
+        .into_stream())
     }
 
     async fn put_blob(&self, desc: &Descriptor, body: BlobStream) -> Result<()> {
@@ -1350,49 +1384,35 @@ impl Transport for RegistryRepo {
         if resp.status() != StatusCode::ACCEPTED && resp.status() != StatusCode::CREATED {
             return Err(registry_error("POST", &start, resp).await);
         }
-        let mut location = upload_location(&start, resp.headers())?;
+        let session = UploadSession::open(self, upload_location(&start, resp.headers())?);
+        let mut location = session.url().clone();
         location
             .query_pairs_mut()
             .append_pair("digest", desc.digest.as_str());
 
-        // The body can be sent only once, so this request is not retried here; the copy engine
-        // retries the whole blob with a fresh source stream.
-        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(body)));
+        // The body can be sent only once, so this request is sent once (`send_once`); the copy
+        // engine retries the whole blob with a fresh source stream, after this session is cancelled.
         let size = desc.size;
         let resp = self
-            .client
-            .send(
-                Method::PUT,
-                location.clone(),
-                &self.repository,
-                &self.scopes(),
-                &move |r| {
-                    let r = r
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, size.to_string());
-                    match body.lock().ok().and_then(|mut b| b.take()) {
-                        Some(b) => r.body(b),
-                        None => r.body(reqwest::Body::wrap_stream(futures::stream::once(async {
-                            Err::<bytes::Bytes, _>(std::io::Error::other(
-                                "the upload body was already sent",
-                            ))
-                        }))),
-                    }
-                },
-            )
+            .send_once(Method::PUT, location.clone(), move |r| {
+                r.header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size.to_string())
+                    .body(reqwest::Body::wrap_stream(body))
+            })
             .await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                self.cancel_upload(&location).await;
+                session.cancel().await;
                 return Err(e);
             }
         };
         if resp.status() != StatusCode::CREATED {
             let err = registry_error("PUT", &location, resp).await;
-            self.cancel_upload(&location).await;
+            session.cancel().await;
             return Err(err);
         }
+        session.close();
         Ok(())
     }
 
@@ -1533,11 +1553,325 @@ impl Transport for RegistryRepo {
 
 impl RegistryRepo {
     async fn cancel_upload(&self, location: &Url) {
-        let mut url = location.clone();
-        url.set_query(None);
-        // Best effort: a registry that cannot delete upload sessions expires them.
-        let _ = self.request(Method::DELETE, url, &|r| r).await;
+        cancel_upload_at(&self.client, &self.repository, &self.scopes(), location).await;
     }
+
+    /// One attempt of a request whose body cannot be sent again (a streamed blob upload):
+    /// authorized like every request, but neither retried nor resent after a 401 here. A 401 drops
+    /// the refused authorization and is a retryable error, so the copy engine's next attempt of
+    /// the blob gets a fresh token.
+    async fn send_once(
+        &self,
+        method: Method,
+        url: Url,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
+        let client = &self.client;
+        let scopes = self.scopes();
+        let same_origin = client.is_registry_origin(&url).await?;
+        let auth = if same_origin {
+            client.authorization(&self.repository, &scopes).await?
+        } else {
+            None
+        };
+        let mut req = build(client.http.request(method.clone(), url.clone()));
+        if let Some(a) = &auth {
+            req = req.header(AUTHORIZATION, a.clone());
+        }
+        match req.send().await {
+            Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && same_origin => {
+                let challenge = challenge_of(resp.headers()).unwrap_or(Challenge::Basic);
+                client
+                    .forget(&self.repository, &scopes, challenge, auth.as_ref())
+                    .await;
+                Err(TransportError::Http {
+                    method: method.to_string(),
+                    url: redact(&url),
+                    message: "the registry refused the authorization of the upload (HTTP 401)"
+                        .into(),
+                })
+            }
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(TransportError::Http {
+                method: method.to_string(),
+                url: redact(&url),
+                message: error_chain(&e),
+            }),
+        }
+    }
+}
+
+/// DELETE an upload session (best effort: a registry that cannot delete sessions expires them).
+/// The session URL keeps its query (registry 2.x refuses a DELETE without its `_state`), less a
+/// `digest` parameter added for the final PUT.
+async fn cancel_upload_at(
+    client: &RegistryClient,
+    repository: &str,
+    scopes: &[String],
+    location: &Url,
+) {
+    let mut url = location.clone();
+    let kept: Vec<(String, String)> = location
+        .query_pairs()
+        .filter(|(k, _)| k != "digest")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    let _ = client
+        .send(Method::DELETE, url, repository, scopes, &|r| r)
+        .await;
+}
+
+/// Upload sessions being cancelled in the background (see [`UploadSession`]).
+static CANCELLING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Wait (at most `limit`) for the upload sessions that were dropped while open to be cancelled.
+/// The CLI calls this before it exits, so an interrupted copy leaves no upload session behind
+/// where the registry can delete them.
+pub async fn finish_cancellations(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while CANCELLING.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An open blob upload session. Closed after the final PUT succeeded; cancelled (DELETE) when the
+/// upload failed; and when it is dropped while still open — the copy was interrupted, or a sibling
+/// transfer failed and the engine dropped this one mid-flight — the DELETE is sent from a
+/// background task, counted in [`CANCELLING`] until it ends.
+struct UploadSession {
+    client: Arc<RegistryClient>,
+    repository: String,
+    scopes: Vec<String>,
+    url: Url,
+    open: bool,
+}
+
+impl UploadSession {
+    fn open(repo: &RegistryRepo, url: Url) -> UploadSession {
+        UploadSession {
+            client: repo.client.clone(),
+            repository: repo.repository.clone(),
+            scopes: repo.scopes(),
+            url,
+            open: true,
+        }
+    }
+
+    fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The upload is complete: nothing to cancel.
+    fn close(mut self) {
+        self.open = false;
+    }
+
+    async fn cancel(mut self) {
+        self.open = false;
+        cancel_upload_at(&self.client, &self.repository, &self.scopes, &self.url).await;
+    }
+}
+
+impl Drop for UploadSession {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        /// Decrements [`CANCELLING`] however the task ends (also when the runtime drops it).
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                CANCELLING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        CANCELLING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let counted = Counted;
+        let (client, repository, scopes, url) = (
+            self.client.clone(),
+            std::mem::take(&mut self.repository),
+            std::mem::take(&mut self.scopes),
+            self.url.clone(),
+        );
+        runtime.spawn(async move {
+            let _counted = counted;
+            cancel_upload_at(&client, &repository, &scopes, &url).await;
+        });
+    }
+}
+
+/// A blob download that survives a cut connection: the stream the copy engine sees goes on where
+/// it stopped, so the upload it feeds keeps flowing. After a body error (or an early end) it asks
+/// again with `Range: bytes=N-`: a registry that answers 206 from N continues the body; one that
+/// ignores ranges (200) sends the whole blob again and its first N bytes are dropped, so the
+/// consumer never sees a byte twice; 416 ends the stream (the size check above reports it).
+/// Digest and size are verified above this stream (`VerifyingStream` in `copy`) over the whole
+/// blob, so a resumed body that differs is caught like any other corruption. At most
+/// `--retry-times` resumptions per download (each resumption request has its own retries of
+/// 408/429/5xx, like every request).
+struct BlobDownload {
+    client: Arc<RegistryClient>,
+    repository: String,
+    scopes: Vec<String>,
+    url: Url,
+    size: u64,
+    body: Option<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>>,
+    /// Bytes handed to the consumer so far.
+    offset: u64,
+    /// Bytes of the current body still to drop (a server that ignored the range resent them).
+    skip: u64,
+    resumes: u32,
+    /// Why the current body ended early.
+    cause: Option<TransportError>,
+    done: bool,
+}
+
+impl BlobDownload {
+    fn into_stream(self) -> BlobStream {
+        futures::stream::unfold(self, |mut d| async move {
+            let item = d.next_chunk().await?;
+            Some((item, d))
+        })
+        .boxed()
+    }
+
+    fn http_error(&self, message: String) -> TransportError {
+        TransportError::Http {
+            method: "GET".into(),
+            url: redact(&self.url),
+            message,
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(body) = self.body.as_mut() else {
+                match self.reopen().await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        self.done = true;
+                        return None;
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            };
+            match body.next().await {
+                Some(Ok(mut chunk)) => {
+                    if self.skip > 0 {
+                        let n = self.skip.min(chunk.len() as u64);
+                        self.skip -= n;
+                        chunk = chunk.slice(n as usize..);
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    self.offset += chunk.len() as u64;
+                    return Some(Ok(chunk));
+                }
+                Some(Err(e)) => {
+                    self.cause = Some(self.http_error(error_chain(&e)));
+                    self.body = None;
+                }
+                None if self.offset < self.size => {
+                    self.cause = Some(self.http_error(format!(
+                        "the body ended after {} of {} bytes",
+                        self.offset, self.size
+                    )));
+                    self.body = None;
+                }
+                None => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Ask for the rest. `Ok(false)`: the server has nothing past `offset` (416).
+    async fn reopen(&mut self) -> Result<bool> {
+        let cause = self
+            .cause
+            .take()
+            .unwrap_or_else(|| self.http_error("the download stopped".into()));
+        if self.resumes >= self.client.options.retry_times {
+            return Err(cause);
+        }
+        backoff(self.resumes, &HeaderMap::new()).await;
+        self.resumes += 1;
+        let range = format!("bytes={}-", self.offset);
+        let resp = self
+            .client
+            .send(
+                Method::GET,
+                self.url.clone(),
+                &self.repository,
+                &self.scopes,
+                &move |r| r.header(reqwest::header::RANGE, range.as_str()),
+            )
+            .await?;
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                let start = header_str(resp.headers(), "content-range").and_then(range_start);
+                if start != Some(self.offset) {
+                    return Err(self.http_error(format!(
+                        "asked to resume at byte {}, the registry answered Content-Range {:?}",
+                        self.offset,
+                        header_str(resp.headers(), "content-range").unwrap_or("")
+                    )));
+                }
+                self.skip = 0;
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => return Ok(false),
+            s if s.is_success() => self.skip = self.offset,
+            _ => return Err(registry_error("GET", &self.url, resp).await),
+        }
+        self.body = Some(resp.bytes_stream().boxed());
+        Ok(true)
+    }
+}
+
+/// A manifest served with a manifest media type must not declare another one: the copy pushes it
+/// under the type it was served with, so a contradiction would store it mislabelled. (A
+/// Content-Type that is no manifest type at all, e.g. `application/json` from an old registry,
+/// is not an error: the document's own `mediaType` is used, as skopeo does.)
+fn check_served_media_type(served: &str, raw: &RawManifest, location: &str) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        #[serde(default, rename = "mediaType")]
+        media_type: Option<serde_json::Value>,
+    }
+    if !crate::oci::is_manifest_media_type(served) {
+        return Ok(());
+    }
+    let declared = serde_json::from_slice::<Declared>(&raw.bytes)
+        .ok()
+        .and_then(|d| d.media_type);
+    match declared {
+        Some(serde_json::Value::String(m)) if !m.is_empty() && m != served => {
+            Err(TransportError::Other(format!(
+                "{location}: the registry served the manifest as {served}, but the manifest says it is {m}: refusing to copy a mislabelled manifest"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL`.
+fn range_start(value: &str) -> Option<u64> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    rest.split('-').next()?.trim().parse().ok()
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -1605,6 +1939,19 @@ mod tests {
         assert_eq!(items[0].detail, "sha256:aa");
         assert_eq!(items[1].detail, r#"{"a":1}"#);
         assert!(parse_error_body(b"404 page not found").is_empty());
+    }
+
+    #[test]
+    fn an_exhausted_pull_quota_is_recognized() {
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-remaining", HeaderValue::from_static("0;w=21600"));
+        assert!(quota_exhausted(&h));
+        h.insert(
+            "ratelimit-remaining",
+            HeaderValue::from_static("76;w=21600"),
+        );
+        assert!(!quota_exhausted(&h));
+        assert!(!quota_exhausted(&HeaderMap::new()));
     }
 
     #[test]
