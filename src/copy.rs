@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::Error;
-use crate::oci::{ContentError, RawManifest, VerifyingStream};
+use crate::oci::{RawManifest, VerifyingStream};
 use crate::plan::{Plan, PlannedBlob};
 use crate::transport::{PushAs, RegistryErrorItem, Transport, TransportError};
 
@@ -400,6 +400,14 @@ pub async fn copy_blob(
                 return Ok(BlobHow::Transferred);
             }
             Err(e) if e.is_retryable() && attempt < opts.retry_times => {
+                // The upload may have landed although its answer was lost.
+                if dst.has_blob(&blob.digest).await.unwrap_or(false) {
+                    events.event(Event::BlobDone {
+                        blob,
+                        how: BlobHow::Transferred,
+                    });
+                    return Ok(BlobHow::Transferred);
+                }
                 attempt += 1;
                 events.event(Event::Retrying {
                     what: format!("blob {}", blob.digest.short()),
@@ -428,6 +436,8 @@ pub async fn copy_blob(
     }
 }
 
+/// One attempt at a blob: open the source (a registry download resumes by itself after a cut, see
+/// `transport::registry`), verify it while it streams, and upload it.
 async fn stream_blob(
     blob: &PlannedBlob,
     src: &dyn Transport,
@@ -436,32 +446,35 @@ async fn stream_blob(
 ) -> Result<(), TransportError> {
     let desc = blob.descriptor();
     let stream = src.get_blob(&desc).await?;
-    // A content error raised inside the upload body surfaces from the HTTP client as an I/O error;
-    // remember it so the real cause is reported (and not retried).
-    let content_error: Arc<std::sync::Mutex<Option<ContentError>>> = Arc::default();
+    // An error raised inside the upload body (bad content, or a source that gave up) surfaces from
+    // the HTTP client as an I/O error of the upload; remember it so the real cause is reported,
+    // and retried or not by what it is.
+    let source_error: Arc<std::sync::Mutex<Option<TransportError>>> = Arc::default();
     seen.store(0, Ordering::Relaxed);
     let verified = VerifyingStream::new(stream, &blob.digest, blob.size);
-    let recorder = content_error.clone();
+    let recorder = source_error.clone();
     let counted = seen.clone();
     let body = verified
-        .map(move |r: Result<bytes::Bytes, TransportError>| {
-            match &r {
-                Ok(chunk) => {
-                    counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                }
-                Err(TransportError::Content(e)) => {
-                    if let Ok(mut slot) = recorder.lock() {
-                        *slot = Some(e.clone());
-                    }
-                }
-                Err(_) => {}
+        .map(move |r: Result<bytes::Bytes, TransportError>| match r {
+            Ok(chunk) => {
+                counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Ok(chunk)
             }
-            r
+            Err(e) => {
+                let forwarded = match &e {
+                    TransportError::Content(c) => TransportError::Content(c.clone()),
+                    other => TransportError::Other(other.to_string()),
+                };
+                if let Ok(mut slot) = recorder.lock() {
+                    slot.get_or_insert(e);
+                }
+                Err(forwarded)
+            }
         })
         .boxed();
     let result = dst.put_blob(&desc, body).await;
-    if let Some(e) = content_error.lock().ok().and_then(|mut s| s.take()) {
-        return Err(TransportError::Content(e));
+    if let Some(e) = source_error.lock().ok().and_then(|mut s| s.take()) {
+        return Err(e);
     }
     result
 }

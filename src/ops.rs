@@ -87,12 +87,7 @@ fn source_target(reference: &ImageRef, opened: &Opened) -> Result<Target, Error>
 /// The tag the destination gets, and a digest it must have when the reference names one.
 fn destination_tag(reference: &ImageRef) -> (Option<String>, Option<Digest>) {
     match reference {
-        ImageRef::Registry(r) => (
-            r.tag
-                .clone()
-                .filter(|_| r.digest.is_none() || r.tag.is_some()),
-            r.digest.clone(),
-        ),
+        ImageRef::Registry(r) => (r.tag.clone(), r.digest.clone()),
         ImageRef::Layout(l) | ImageRef::Archive(l) => match &l.target {
             Some(Target::Tag(t)) => (Some(t.clone()), None),
             Some(Target::Digest(d)) => (None, Some(d.clone())),
