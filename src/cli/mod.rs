@@ -87,13 +87,16 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
         "planning: reading {} and checking {}",
         cmd.source, cmd.destination
     ));
-    let events: Arc<dyn crate::copy::Events> = renderer.clone();
-    let result = runtime().block_on(async {
+    let tally = Tally::new(renderer.clone());
+    let events: Arc<dyn crate::copy::Events> = tally.clone();
+    let rt = runtime();
+    let result = rt.block_on(async {
         tokio::select! {
             r = crate::ops::copy_image(&cmd.source, &cmd.destination, &cmd.settings, events) => r,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            _ = interrupted() => Err(Error::Interrupted),
         }
     });
+    settle(&rt, &result);
     // The bars go before the report (or the error) is printed.
     renderer.finish();
     match result {
@@ -106,7 +109,159 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
                 _ => 0,
             }
         }
+        Err(e @ Error::Interrupted) => {
+            let partial = serde_json::json!({
+                "version": 1,
+                "source": cmd.source.to_string(),
+                "destination": cmd.destination.to_string(),
+                "dryRun": dry_run,
+                "index": null,
+                "entries": [],
+                "blobs": tally.blobs(),
+                "referrers": [],
+                "rejection": null,
+                "warnings": [],
+                "error": "interrupted",
+            });
+            write_partial(&partial, args.report.as_deref(), args.format, &e)
+        }
         Err(e) => fail(&e),
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The caller then drops the engine's future: nothing new
+/// starts, and transfers in flight stop where they are. The tag is pushed last, so it was not
+/// moved; a rerun skips the blobs that arrived. Never resolves when no handler can be installed.
+async fn interrupted() {
+    let sigint = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let sigterm = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let sigterm = std::future::pending::<()>();
+    tokio::select! {
+        _ = sigint => {},
+        _ = sigterm => {},
+    }
+}
+
+/// After the engine's future ended or was dropped: upload sessions dropped while open (an
+/// interrupt, or the siblings of a failed transfer) are being cancelled in the background; give
+/// them a few seconds (a second signal stops waiting) before the runtime goes away.
+fn settle<T>(rt: &tokio::runtime::Runtime, result: &Result<T, Error>) {
+    let wait = crate::transport::registry::finish_cancellations(std::time::Duration::from_secs(5));
+    if matches!(result, Err(Error::Interrupted)) {
+        rt.block_on(async {
+            tokio::select! {
+                _ = wait => {},
+                _ = interrupted() => {},
+            }
+        });
+    } else {
+        rt.block_on(wait);
+    }
+}
+
+/// The report of an interrupted run: JSON to `--report FILE` and, with `--format json`, stdout;
+/// the error itself to stderr. Returns the exit code (130).
+fn write_partial(
+    partial: &serde_json::Value,
+    file: Option<&std::path::Path>,
+    format: FormatArg,
+    e: &Error,
+) -> i32 {
+    let json = |out: &mut dyn Write| {
+        serde_json::to_writer_pretty(&mut *out, partial).map_err(std::io::Error::other)?;
+        writeln!(out)
+    };
+    if let Err(we) = write_report(file, format, true, &json, &|_| Ok(())) {
+        let _ = fail(&we);
+    }
+    fail(e)
+}
+
+/// Forwards the engine's events to the renderer and counts what finished, for the partial report
+/// of an interrupted run (the engine's own totals are lost with its future).
+struct Tally {
+    inner: Arc<dyn crate::copy::Events>,
+    planned_count: std::sync::atomic::AtomicU64,
+    planned_bytes: std::sync::atomic::AtomicU64,
+    transferred_count: std::sync::atomic::AtomicU64,
+    transferred_bytes: std::sync::atomic::AtomicU64,
+    mounted_count: std::sync::atomic::AtomicU64,
+    manifests_pushed: std::sync::atomic::AtomicU64,
+}
+
+impl Tally {
+    fn new(inner: Arc<dyn crate::copy::Events>) -> Arc<Tally> {
+        Arc::new(Tally {
+            inner,
+            planned_count: Default::default(),
+            planned_bytes: Default::default(),
+            transferred_count: Default::default(),
+            transferred_bytes: Default::default(),
+            mounted_count: Default::default(),
+            manifests_pushed: Default::default(),
+        })
+    }
+
+    /// `plannedCount`/`plannedBytes`: the blobs execution set out to move (missing at the
+    /// destination); `transferred*`, `mounted*`: those that arrived before the interruption.
+    fn blobs(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        serde_json::json!({
+            "plannedCount": self.planned_count.load(Relaxed),
+            "plannedBytes": self.planned_bytes.load(Relaxed),
+            "transferredCount": self.transferred_count.load(Relaxed),
+            "transferredBytes": self.transferred_bytes.load(Relaxed),
+            "mountedCount": self.mounted_count.load(Relaxed),
+            "manifestsPushed": self.manifests_pushed.load(Relaxed),
+        })
+    }
+}
+
+impl crate::copy::Events for Tally {
+    fn event(&self, event: crate::copy::Event<'_>) {
+        use crate::copy::{BlobHow, Event};
+        use std::sync::atomic::Ordering::Relaxed;
+        match &event {
+            Event::PlanReady {
+                total_blobs,
+                total_bytes,
+            } => {
+                self.planned_count.fetch_add(*total_blobs, Relaxed);
+                self.planned_bytes.fetch_add(*total_bytes, Relaxed);
+            }
+            Event::BlobDone {
+                blob,
+                how: BlobHow::Transferred,
+            } => {
+                self.transferred_count.fetch_add(1, Relaxed);
+                self.transferred_bytes.fetch_add(blob.size, Relaxed);
+            }
+            Event::BlobDone {
+                how: BlobHow::Mounted,
+                ..
+            } => {
+                self.mounted_count.fetch_add(1, Relaxed);
+            }
+            Event::ManifestPushed { .. } => {
+                self.manifests_pushed.fetch_add(1, Relaxed);
+            }
+            _ => {}
+        }
+        self.inner.event(event);
     }
 }
 
@@ -141,14 +296,29 @@ fn run_sync(args: &SyncArgs) -> i32 {
     };
     let renderer = render::Renderer::new(output);
     render::init_logging(&output, renderer.multi());
-    let events: Arc<dyn crate::copy::Events> = renderer.clone();
-    let result = runtime().block_on(async {
+    let tally = Tally::new(renderer.clone());
+    let events: Arc<dyn crate::copy::Events> = tally.clone();
+    let rt = runtime();
+    let result = rt.block_on(async {
         tokio::select! {
             r = crate::sync::sync(&config, &sync_settings, events) => r,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            _ = interrupted() => Err(Error::Interrupted),
         }
     });
+    settle(&rt, &result);
     renderer.finish();
+    if let Err(e @ Error::Interrupted) = &result {
+        // The images finished before the signal are at their destinations; which ones is not
+        // known here, so `images` is empty and `summary` null: rerun the sync to get both.
+        let partial = serde_json::json!({
+            "version": 1,
+            "images": [],
+            "summary": null,
+            "blobs": tally.blobs(),
+            "error": "interrupted",
+        });
+        return write_partial(&partial, args.report.as_deref(), args.format, e);
+    }
     match result {
         Ok(report) => {
             let written = write_report(
