@@ -336,7 +336,8 @@ fn not_found(reference: &str, target: &Target, tags: Option<&[String]>) -> Error
 }
 
 /// `sha256-<64 hex>` with an optional `.suffix`: a tag of the cosign / referrers tag schema.
-fn is_schema_tag(tag: &str) -> bool {
+/// A referrers tag-schema or cosign tag (`sha256-<hex>`, `sha256-<hex>.sig`, …), not an image tag.
+pub fn is_schema_tag(tag: &str) -> bool {
     tag.strip_prefix("sha256-").is_some_and(|rest| {
         let hex = rest.split('.').next().unwrap_or("");
         hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())

@@ -19,6 +19,7 @@
 //! - [`plan`]: the [`plan::Plan`], plain data; `--dry-run` prints it, `copy` executes it.
 //! - [`referrers`]: OCI 1.1 referrers and cosign tags that follow what they describe.
 //! - [`copy`]: executing a plan with bounded concurrency, dedup and verification, emitting events.
+//! - [`inspect`]: an image as it is at one location (entries, sizes, what is absent, referrers).
 //! - [`ops`]: one function per command, including the sparse-rejection fallback.
 //! - [`report`]: the versioned JSON report and the text summary.
 //! - [`config`], [`sync`]: the sync config file, validated into jobs, and running them.

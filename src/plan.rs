@@ -813,6 +813,10 @@ async fn not_found(src: &dyn Transport, target: &Target) -> Error {
     if let Target::Tag(_) = target
         && let Ok(tags) = src.list_tags().await
     {
+        let tags: Vec<String> = tags
+            .into_iter()
+            .filter(|t| !crate::inspect::is_schema_tag(t))
+            .collect();
         if tags.is_empty() {
             msg.push_str(" (the repository has no tags)");
         } else {

@@ -48,6 +48,9 @@ pub struct EntryReport {
     pub reason: String,
     /// The index that lists this entry (differs from the root for nested indexes).
     pub parent: Digest,
+    /// For an attestation entry: the entry it attests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attests: Option<Digest>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +158,7 @@ impl Report {
                     decision: if e.keep { "keep" } else { "drop" },
                     reason: e.reason.clone(),
                     parent: e.parent.clone(),
+                    attests: e.attests.clone(),
                 })
                 .collect(),
             blobs: BlobReport {
@@ -203,7 +207,7 @@ impl Report {
         let verb = match self.index.outcome {
             Outcome::Planned => "plan",
             Outcome::UpToDate => "up to date",
-            Outcome::Rejected => "refused",
+            Outcome::Rejected => "sparse index refused",
             _ => "copied",
         };
         writeln!(out, "{verb}: {} -> {}", self.source, self.destination)?;
@@ -247,7 +251,7 @@ impl Report {
             let width = self
                 .entries
                 .iter()
-                .map(|e| e.platform.as_deref().unwrap_or("-").len())
+                .map(|e| entry_label(e).len())
                 .max()
                 .unwrap_or(1);
             for e in &self.entries {
@@ -255,7 +259,7 @@ impl Report {
                     out,
                     "  {} {:width$}  {}  {}",
                     e.decision,
-                    e.platform.as_deref().unwrap_or("-"),
+                    entry_label(e),
                     e.digest.short(),
                     e.reason,
                 )?;
@@ -336,23 +340,41 @@ impl Report {
             )?;
         }
         if let Some(r) = &self.rejection {
-            let codes: Vec<String> = r
-                .errors
-                .iter()
-                .map(|e| {
-                    if e.detail.is_empty() {
-                        e.code.clone()
-                    } else {
-                        format!("{} {}", e.code, e.detail)
-                    }
-                })
-                .collect();
-            writeln!(
-                out,
-                "  the registry answered HTTP {}: {}",
-                r.status,
-                codes.join("; ")
-            )?;
+            // One line per error code: how many, and the first digests it names.
+            let mut by_code: Vec<(&str, Vec<&str>)> = Vec::new();
+            for e in &r.errors {
+                match by_code.iter_mut().find(|(c, _)| *c == e.code) {
+                    Some((_, d)) => d.push(&e.detail),
+                    None => by_code.push((&e.code, vec![&e.detail])),
+                }
+            }
+            writeln!(out, "  the registry answered HTTP {}:", r.status)?;
+            for (code, details) in by_code {
+                let named: Vec<String> = details
+                    .iter()
+                    .filter(|d| !d.is_empty())
+                    .map(|d| {
+                        d.parse::<Digest>()
+                            .map(|x| x.short())
+                            .unwrap_or_else(|_| d.to_string())
+                    })
+                    .collect();
+                let shown = named.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+                let more = if named.len() > 4 {
+                    format!(", and {} more", named.len() - 4)
+                } else {
+                    String::new()
+                };
+                if named.is_empty() {
+                    writeln!(out, "    {code}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "    {code} for {} entries left out on purpose ({shown}{more})",
+                        named.len()
+                    )?;
+                }
+            }
             writeln!(
                 out,
                 "  the {kept} kept entries are at the destination by digest; the index and the tag were not pushed"
@@ -386,6 +408,15 @@ impl Report {
             writeln!(out, "  error: {e}")?;
         }
         Ok(())
+    }
+}
+
+/// The first column of an entry line: its platform, or what it is when it has none.
+fn entry_label(e: &EntryReport) -> &str {
+    match (&e.attests, e.platform.as_deref()) {
+        (Some(_), _) => "attestation",
+        (None, Some(p)) => p,
+        (None, None) => "-",
     }
 }
 

@@ -411,7 +411,11 @@ fn fail(e: &Error) -> i32 {
     let mut msg = format!("error: {e}");
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
-        msg.push_str(&format!("\n  caused by: {inner}"));
+        // Messages often include their cause already; print each text once.
+        let text = inner.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(&format!("\n  caused by: {text}"));
+        }
         src = inner.source();
     }
     let _ = writeln!(std::io::stderr().lock(), "{msg}");

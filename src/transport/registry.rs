@@ -439,7 +439,23 @@ impl RegistryClient {
             if let Some(a) = &auth {
                 req = req.header(AUTHORIZATION, a.clone());
             }
-            match req.send().await {
+            let started = Instant::now();
+            let sent = req.send().await;
+            // Request-level logging (`-v`): the redacted URL only, never headers or tokens.
+            match &sent {
+                Ok(resp) => tracing::debug!(
+                    method = %method,
+                    url = %redact(&url),
+                    status = resp.status().as_u16(),
+                    ms = started.elapsed().as_millis() as u64,
+                    attempt,
+                    "request"
+                ),
+                Err(e) => {
+                    tracing::debug!(method = %method, url = %redact(&url), attempt, error = %e, "request failed")
+                }
+            }
+            match sent {
                 Ok(resp)
                     if resp.status() == StatusCode::UNAUTHORIZED && !refreshed && same_origin =>
                 {

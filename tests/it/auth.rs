@@ -180,6 +180,7 @@ fn basic_auth_with_src_and_dest_creds_copies() {
     let out = run_code(
         &mut sb.copy(&[
             "--all-platforms",
+            "-v",
             "--format",
             "json",
             "--src-creds",
@@ -192,7 +193,15 @@ fn basic_auth_with_src_and_dest_creds_copies() {
         0,
     );
     assert_copied(&out, &img);
+    // Even request-level logging (-v) shows no secret: neither password nor an Authorization value.
+    assert!(
+        stderr(&out).contains("request"),
+        "-v logs requests: {}",
+        stderr(&out)
+    );
     assert!(!all_output(&out).contains(PASS));
+    assert!(!all_output(&out).contains("dest-pass-9"));
+    assert!(!all_output(&out).contains(&b64(&format!("{USER}:{PASS}"))));
     assert_eq!(
         dst.manifest_bytes("mirror/app", "v1").as_deref(),
         Some(&img.index[..])
