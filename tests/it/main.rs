@@ -9,6 +9,7 @@ mod layout;
 mod output;
 mod plan;
 mod referrers;
+mod reliability;
 mod support;
 mod support_selftest;
 mod sync;

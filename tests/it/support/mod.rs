@@ -4,12 +4,15 @@
 //! - [`sparse_registry::SparseRegistry`]: an in-memory TEST DOUBLE registry for behaviour no
 //!   installable registry has (accepting sparse indexes, the referrers API, `Link` pagination).
 //! - [`imagegen`]: deterministic synthetic images (OCI or Docker, multi-platform, attestations).
+//! - [`fault_proxy::FaultProxy`]: a fault-injecting HTTP proxy TEST DOUBLE in front of a real
+//!   registry (cut downloads and uploads, 503s, 429s, rewritten manifests, throttling).
 //! - [`http`]: a tiny blocking std-only HTTP/1.1 client and push helpers ([`http::Client`]).
 //! - [`skopeo`], [`umoci`]: the real tools as independent checks.
 //!
 //! Tests fail loudly when a tool is missing ([`require_tool`]); they never skip.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod http;
 pub mod imagegen;
 pub mod registry;
