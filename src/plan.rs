@@ -152,19 +152,7 @@ impl Plan {
 
     pub fn blob_totals(&self) -> Totals {
         let mut t = Totals::default();
-        for b in &self.blobs {
-            t.count += 1;
-            t.bytes += b.size;
-            if b.present {
-                t.present_count += 1;
-                t.present_bytes += b.size;
-            } else if b.omitted {
-                t.omitted_count += 1;
-                t.omitted_bytes += b.size;
-            }
-        }
-        t.transferred_count = t.count - t.present_count - t.omitted_count;
-        t.transferred_bytes = t.bytes - t.present_bytes - t.omitted_bytes;
+        self.blobs.iter().for_each(|b| t.add(b));
         t
     }
 
@@ -173,19 +161,7 @@ impl Plan {
         let mut out: BTreeMap<String, Totals> = BTreeMap::new();
         for b in &self.blobs {
             for who in &b.used_by {
-                let t = out.entry(who.clone()).or_default();
-                t.count += 1;
-                t.bytes += b.size;
-                if b.present {
-                    t.present_count += 1;
-                    t.present_bytes += b.size;
-                } else if b.omitted {
-                    t.omitted_count += 1;
-                    t.omitted_bytes += b.size;
-                } else {
-                    t.transferred_count += 1;
-                    t.transferred_bytes += b.size;
-                }
+                out.entry(who.clone()).or_default().add(b);
             }
         }
         out
@@ -226,6 +202,23 @@ pub struct Totals {
     /// Left out of an incremental bundle because an earlier one delivered them (`--state`).
     pub omitted_count: u64,
     pub omitted_bytes: u64,
+}
+
+impl Totals {
+    /// Count one blob: present at the destination, left out of a bundle, or to transfer.
+    fn add(&mut self, b: &PlannedBlob) {
+        self.count += 1;
+        self.bytes += b.size;
+        let (count, bytes) = if b.present {
+            (&mut self.present_count, &mut self.present_bytes)
+        } else if b.omitted {
+            (&mut self.omitted_count, &mut self.omitted_bytes)
+        } else {
+            (&mut self.transferred_count, &mut self.transferred_bytes)
+        };
+        *count += 1;
+        *bytes += b.size;
+    }
 }
 
 /// Build the plan for copying `target` of `src` to `dst` (named `tag` there).

@@ -256,7 +256,7 @@ pub async fn sync(
                         destination: dst.to_string(),
                         dry_run: settings.dry_run,
                         exit_code: e.exit_code(),
-                        error: error_chain(&e),
+                        error: crate::error::chain(&e),
                     }));
                     if settings.fail_fast {
                         break 'jobs;
@@ -266,20 +266,6 @@ pub async fn sync(
         }
     }
     Ok(report)
-}
-
-fn error_chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
 }
 
 /// The tags (or digest) of one job, newest first for a filter.

@@ -1148,17 +1148,7 @@ fn redact(url: &Url) -> String {
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
+    crate::error::chain(e)
 }
 
 fn is_tls_alert(e: &TransportError) -> bool {
