@@ -53,7 +53,7 @@ pub struct Opened {
 pub fn open(reference: &ImageRef, push: bool, options: &RegistryOptions) -> Result<Opened, Error> {
     Ok(match reference {
         ImageRef::Registry(r) => {
-            let client = RegistryClient::new(&r.registry, r.api_host(), options.clone())
+            let client = RegistryClient::shared(&r.registry, r.api_host(), options.clone())
                 .map_err(|e| Error::transport(format!("opening {r}"), e))?;
             Opened {
                 transport: Box::new(RegistryRepo::new(client, &r.repository, push)),
@@ -110,6 +110,8 @@ pub async fn copy_image(
     let src_t = src.transport.as_ref();
     let dst_t = dst.transport.as_ref();
 
+    // Reach both registries at once (scheme probe, `/v2/` ping) instead of one after the other.
+    let _ = tokio::join!(src_t.sparse_support(), dst_t.sparse_support());
     let mut plan_opts = settings.plan.clone();
     if let Some(state) = &settings.state {
         if dst_ref.is_registry() {

@@ -12,7 +12,10 @@
 //! scheme, credentials, token cache), shared by the [`RegistryRepo`] values that implement
 //! [`Transport`] for one repository each. Upload protocol: `POST …/blobs/uploads/` then a single
 //! `PUT <location>?digest=` with the streamed body (registry 2.8 discards a body sent with the POST,
-//! see REGISTRY-FACTS.md).
+//! see REGISTRY-FACTS.md), sent once, and the session cancelled (`DELETE`) when it fails or is
+//! dropped mid-flight (`UploadSession`). A blob download cut off midway resumes with a `Range`
+//! request, or restarts and skips what was already delivered (`BlobDownload`), so the upload it
+//! feeds never sees a byte twice.
 //!
 //! Auth, the way docker and skopeo do it, so that every registry that works with them works here:
 //! - `GET /v2/` (unauthenticated) learns the challenge. No challenge: nothing is ever sent, so a
@@ -217,11 +220,53 @@ struct TokenAnswer {
 }
 
 impl RegistryClient {
+    /// The client for `registry` with these options, shared by every copy of this process (a
+    /// `sync` of many images): the scheme probe, `/v2/` ping, CA store, tokens and connections
+    /// are set up once per registry instead of once per image.
+    pub fn shared(
+        registry: &str,
+        api_host: &str,
+        options: RegistryOptions,
+    ) -> Result<Arc<RegistryClient>> {
+        use sha2::Digest as _;
+        static CLIENTS: std::sync::OnceLock<
+            std::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
+        > = std::sync::OnceLock::new();
+        // The key holds a hash of the credentials, never the credentials themselves.
+        let secret = options
+            .credentials
+            .as_ref()
+            .map(|(u, p)| hex::encode(sha2::Sha256::digest(format!("{u}\0{p}").as_bytes())))
+            .unwrap_or_default();
+        let key = format!(
+            "{registry}|{api_host}|{secret}|{:?}|{}|{:?}|{:?}|{}|{:?}",
+            options.authfile,
+            options.tls_verify,
+            options.cert_dir,
+            options.certs_d,
+            options.retry_times,
+            options.flag_prefix
+        );
+        let clients = CLIENTS.get_or_init(Default::default);
+        if let Some(c) = clients.lock().expect("lock").get(&key) {
+            return Ok(c.clone());
+        }
+        let client = RegistryClient::new(registry, api_host, options)?;
+        clients
+            .lock()
+            .expect("lock")
+            .entry(key)
+            .or_insert(client.clone());
+        Ok(client)
+    }
+
     pub fn new(
         registry: &str,
         api_host: &str,
         options: RegistryOptions,
     ) -> Result<Arc<RegistryClient>> {
+        // The process-wide TLS crypto provider (ring); installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = load_tls(registry, api_host, &options)?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("mirror/", env!("CARGO_PKG_VERSION")))
@@ -1269,7 +1314,7 @@ impl Transport for RegistryRepo {
             && len > MAX_MANIFEST_BYTES as u64
         {
             return Err(TransportError::Manifest {
-                location: format!("{}@{target}", self.location()),
+                location: self.manifest_location(target),
                 source: crate::oci::ManifestError::TooLarge { size: len as usize },
             });
         }
@@ -1289,13 +1334,13 @@ impl Transport for RegistryRepo {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_MANIFEST_BYTES {
                 return Err(TransportError::Manifest {
-                    location: format!("{}@{target}", self.location()),
+                    location: self.manifest_location(target),
                     source: crate::oci::ManifestError::TooLarge { size: body.len() },
                 });
             }
         }
         let raw = RawManifest::new(body.into(), &media_type);
-        check_served_media_type(&media_type, &raw, &format!("{}@{target}", self.location()))?;
+        check_served_media_type(&media_type, &raw, &self.manifest_location(target))?;
         let expected = match target {
             Target::Digest(d) => Some(d.clone()),
             Target::Tag(_) => claimed.filter(|c| c.algorithm() == "sha256"),
@@ -1558,6 +1603,14 @@ impl Transport for RegistryRepo {
 }
 
 impl RegistryRepo {
+    /// `docker://host/repo:tag` or `docker://host/repo@sha256:…`, for messages.
+    fn manifest_location(&self, target: &Target) -> String {
+        match target {
+            Target::Tag(t) => format!("{}:{t}", self.location()),
+            Target::Digest(d) => format!("{}@{d}", self.location()),
+        }
+    }
+
     async fn cancel_upload(&self, location: &Url) {
         cancel_upload_at(&self.client, &self.repository, &self.scopes(), location).await;
     }
@@ -1584,7 +1637,21 @@ impl RegistryRepo {
         if let Some(a) = &auth {
             req = req.header(AUTHORIZATION, a.clone());
         }
-        match req.send().await {
+        let started = Instant::now();
+        let sent = req.send().await;
+        match &sent {
+            Ok(resp) => tracing::debug!(
+                method = %method,
+                url = %redact(&url),
+                status = resp.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                "request"
+            ),
+            Err(e) => {
+                tracing::debug!(method = %method, url = %redact(&url), error = %e, "request failed")
+            }
+        }
+        match sent {
             Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && same_origin => {
                 let challenge = challenge_of(resp.headers()).unwrap_or(Challenge::Basic);
                 client
@@ -1814,6 +1881,13 @@ impl BlobDownload {
         if self.resumes >= self.client.options.retry_times {
             return Err(cause);
         }
+        tracing::debug!(
+            url = %redact(&self.url),
+            offset = self.offset,
+            size = self.size,
+            error = %cause,
+            "blob download broke off; resuming"
+        );
         backoff(self.resumes, &HeaderMap::new()).await;
         self.resumes += 1;
         let range = format!("bytes={}-", self.offset);
