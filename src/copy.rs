@@ -6,6 +6,13 @@
 //! then nested indexes from the deepest up; then the root, whose push by tag is the last write. So an
 //! interrupted or failed run never leaves the tag on incomplete content, and a rerun skips what is there.
 //!
+//! Failures: every request already retries connection errors, 408, 429 and 5xx (`--retry-times`,
+//! in the transport), and a registry download resumes by itself after a cut. What is left to this
+//! engine is a blob attempt that failed as a whole (an upload refused or cut, a download that
+//! could not be resumed): the blob is tried again from the start, at most `retry_times` more
+//! times, after checking whether it landed anyway. Content that does not match its digest is never
+//! retried: it stops the image before anything is stored under that digest.
+//!
 //! The engine does not print and does not re-plan: it reports progress through [`Events`] and
 //! returns what happened; the caller decides what a refused index means.
 
