@@ -174,6 +174,9 @@ pub struct RegistryClient {
     tokens: std::sync::Mutex<HashMap<String, Cached>>,
     /// One token fetch at a time: concurrent first requests wait for one token.
     fetching: Mutex<()>,
+    /// The pause between requests while the registry reports a nearly used-up quota
+    /// (`ratelimit-remaining`); zero otherwise.
+    pace: std::sync::Mutex<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +299,7 @@ impl RegistryClient {
             creds: Mutex::new(HashMap::new()),
             tokens: std::sync::Mutex::new(HashMap::new()),
             fetching: Mutex::new(()),
+            pace: std::sync::Mutex::new(Duration::ZERO),
         }))
     }
 
@@ -484,8 +488,21 @@ impl RegistryClient {
             if let Some(a) = &auth {
                 req = req.header(AUTHORIZATION, a.clone());
             }
+            let pause = *self.pace.lock().expect("lock");
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             let started = Instant::now();
             let sent = req.send().await;
+            if let Ok(resp) = &sent
+                && let Some(p) = pace_for(resp.headers())
+            {
+                let mut current = self.pace.lock().expect("lock");
+                if p > *current {
+                    tracing::warn!(registry = %self.registry, pause_ms = p.as_millis() as u64, "the registry's rate limit is nearly used up: pacing requests");
+                }
+                *current = p;
+            }
             // Request-level logging (`-v`): the redacted URL only, never headers or tokens.
             match &sent {
                 Ok(resp) => tracing::debug!(
@@ -1158,6 +1175,27 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
 
 fn is_retryable_status(s: StatusCode) -> bool {
     s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
+}
+
+/// How long to wait between requests given a registry's `ratelimit-limit` / `ratelimit-remaining`
+/// headers (Docker Hub: `100;w=21600`). Plenty left: no pause. Under a tenth of the quota left:
+/// spread what is left over the window, at most 2 s a request, so a nightly job slows down before
+/// it runs dry instead of failing halfway. `None`: the registry reports no limits.
+fn pace_for(headers: &HeaderMap) -> Option<Duration> {
+    let parse = |name: &str| -> Option<(u64, Option<u64>)> {
+        let v = header_str(headers, name)?;
+        let mut parts = v.split(';');
+        let n = parts.next()?.trim().parse().ok()?;
+        let w = parts.find_map(|p| p.trim().strip_prefix("w=")?.parse().ok());
+        Some((n, w))
+    };
+    let (remaining, window) = parse("ratelimit-remaining")?;
+    let (limit, limit_window) = parse("ratelimit-limit").unwrap_or((0, None));
+    if remaining == 0 || limit == 0 || remaining * 10 >= limit {
+        return Some(Duration::ZERO);
+    }
+    let window = window.or(limit_window).unwrap_or(3600);
+    Some(Duration::from_millis((window * 1000 / remaining).min(2000)))
 }
 
 /// `ratelimit-remaining: 0[;w=…]`: the registry's quota for this window is used up.
@@ -2019,6 +2057,29 @@ mod tests {
         assert_eq!(items[0].detail, "sha256:aa");
         assert_eq!(items[1].detail, r#"{"a":1}"#);
         assert!(parse_error_body(b"404 page not found").is_empty());
+    }
+
+    #[test]
+    fn requests_are_paced_only_when_the_quota_runs_low() {
+        let h = |limit: &'static str, remaining: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert("ratelimit-limit", HeaderValue::from_static(limit));
+            h.insert("ratelimit-remaining", HeaderValue::from_static(remaining));
+            h
+        };
+        assert_eq!(pace_for(&HeaderMap::new()), None);
+        assert_eq!(
+            pace_for(&h("100;w=21600", "76;w=21600")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            pace_for(&h("100;w=21600", "5;w=21600")),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            pace_for(&h("5000;w=60", "100;w=60")),
+            Some(Duration::from_millis(600))
+        );
     }
 
     #[test]
