@@ -68,12 +68,6 @@ pub trait Events: Send + Sync {
     fn event(&self, event: Event<'_>);
 }
 
-/// Events nobody listens to.
-pub struct NoEvents;
-impl Events for NoEvents {
-    fn event(&self, _: Event<'_>) {}
-}
-
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub jobs: usize,
@@ -86,7 +80,6 @@ pub struct Executed {
     pub transferred_count: u64,
     pub transferred_bytes: u64,
     pub mounted_count: u64,
-    pub manifests_pushed: u64,
 }
 
 /// How the root (or a nested index) push ended.
@@ -130,7 +123,7 @@ pub async fn execute(
     )
     .await?;
     if plan.up_to_date {
-        push_referrers(plan, None, dst, opts, events, &mut done).await?;
+        push_referrers(plan, None, dst, opts, events).await?;
         dst.finish()
             .await
             .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
@@ -139,25 +132,23 @@ pub async fn execute(
 
     let (images, indexes) = plan.push_order();
     let jobs = opts.jobs.max(1);
-    let pushed: Vec<()> = futures::stream::iter(images.into_iter().filter(|m| !m.present).map(
+    let _: Vec<()> = futures::stream::iter(images.into_iter().filter(|m| !m.present).map(
         |m| async move { push_manifest(dst, raw_of(m)?, &PushAs::Child, opts, events).await },
     ))
     .buffer_unordered(jobs)
     .try_collect()
     .await?;
-    done.manifests_pushed += pushed.len() as u64;
 
     for m in indexes.into_iter().filter(|m| !m.present) {
-        match push_index(dst, raw_of(m)?, &PushAs::Child, opts, events).await? {
-            Some(refused) => return Ok((refused, done)),
-            None => done.manifests_pushed += 1,
+        if let Some(refused) = push_index(dst, raw_of(m)?, &PushAs::Child, opts, events).await? {
+            return Ok((refused, done));
         }
     }
     let root_as = PushAs::Root {
         tag: plan.tag.clone(),
     };
     if plan.root.present && plan.tag.is_none() {
-        push_referrers(plan, None, dst, opts, events, &mut done).await?;
+        push_referrers(plan, None, dst, opts, events).await?;
         dst.finish()
             .await
             .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
@@ -166,8 +157,7 @@ pub async fn execute(
     if let Some(refused) = push_index(dst, raw_of(&plan.root)?, &root_as, opts, events).await? {
         return Ok((refused, done));
     }
-    done.manifests_pushed += 1;
-    push_referrers(plan, None, dst, opts, events, &mut done).await?;
+    push_referrers(plan, None, dst, opts, events).await?;
     dst.finish()
         .await
         .map_err(|e| Error::transport(format!("finishing {}", dst.location()), e))?;
@@ -192,7 +182,6 @@ pub async fn push_referrers(
     dst: &dyn Transport,
     opts: &ExecOptions,
     events: &dyn Events,
-    done: &mut Executed,
 ) -> Result<(), Error> {
     use crate::referrers::{ReferrerKind, digest_tag, merged_tag_index};
     let mut chosen: Vec<&crate::referrers::PlannedReferrer> = plan
@@ -224,7 +213,6 @@ pub async fn push_referrers(
             },
         };
         push_manifest(dst, raw, &push_as, opts, events).await?;
-        done.manifests_pushed += 1;
     }
     let has_api = dst
         .referrers(&plan.root.digest)
@@ -257,7 +245,6 @@ pub async fn push_referrers(
             })?;
         if let Some(index) = merged_tag_index(existing.as_ref(), &descriptors)? {
             push_manifest(dst, &index, &PushAs::Root { tag: Some(tag) }, opts, events).await?;
-            done.manifests_pushed += 1;
         }
     }
     Ok(())

@@ -213,7 +213,6 @@ pub async fn copy_image(
                         transferred_count: done.transferred_count + more.transferred_count,
                         transferred_bytes: done.transferred_bytes + more.transferred_bytes,
                         mounted_count: done.mounted_count + more.mounted_count,
-                        manifests_pushed: done.manifests_pushed + more.manifests_pushed,
                     };
                     fill_blobs(&mut r.blobs, &full, &all);
                     return Ok(named(r, src_ref, dst_ref));
@@ -229,7 +228,6 @@ pub async fn copy_image(
                         events.as_ref(),
                     )
                     .await?;
-                    let mut more = copy::Executed::default();
                     // Signatures over the original index do not describe the stripped one.
                     copy::push_referrers(
                         &plan,
@@ -237,7 +235,6 @@ pub async fn copy_image(
                         dst_t,
                         &settings.exec,
                         events.as_ref(),
-                        &mut more,
                     )
                     .await?;
                     let mut r = Report::from_plan(&plan, Outcome::Stripped, false);

@@ -119,7 +119,7 @@ pub struct Plan {
     /// What the destination tag points at now.
     pub destination_digest: Option<Digest>,
     pub entries: Vec<PlannedEntry>,
-    /// Child manifests and nested indexes to push, deepest last is not implied: see [`Plan::push_order`].
+    /// Child manifests and nested indexes to push (in no particular order: see [`Plan::push_order`]).
     pub manifests: Vec<PlannedManifest>,
     pub blobs: Vec<PlannedBlob>,
     /// The destination tag already has the source digest and every selected child is present.
@@ -674,7 +674,7 @@ impl Walker<'_> {
                 if nested.contains_key(&d.digest) {
                     continue;
                 }
-                let raw = self.fetch_child(d).await?;
+                let raw = fetch(self.src, d, None).await?;
                 let Manifest::Index(child) = raw.parse().map_err(|e| {
                     Error::Failed(format!("{}@{}: {e}", self.src.location(), d.digest))
                 })?
@@ -757,10 +757,6 @@ impl Walker<'_> {
             let any = sel.decisions.iter().any(Decision::is_keep);
             Ok(any)
         })
-    }
-
-    async fn fetch_child(&self, d: &Descriptor) -> Result<RawManifest, Error> {
-        fetch(self.src, d, None).await
     }
 }
 
