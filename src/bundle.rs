@@ -130,13 +130,17 @@ pub fn add_to_state(
 /// What `locations` hold: every manifest reachable from their tags (or the one named) and every
 /// blob those manifests use that is present there.
 pub async fn inventory(
+    opener: &dyn crate::transport::Opener,
     locations: &[(ImageRef, bool)],
     options: &RegistryOptions,
 ) -> Result<Inventory, Error> {
     let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
     let mut manifests: BTreeMap<Digest, u64> = BTreeMap::new();
     for (reference, all_tags) in locations {
-        let t = crate::ops::open(reference, false, options)?.transport;
+        let t = opener
+            .open(reference, false, options)
+            .map_err(|e| Error::transport(format!("opening {reference}"), e))?
+            .transport;
         let err = |what: &str| {
             let what = format!("{what} {}", t.location());
             move |e| Error::transport(what, e)

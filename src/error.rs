@@ -42,17 +42,4 @@ impl Error {
     }
 }
 
-/// An error and its causes on one line, each text once (messages often include their cause).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
+pub use crate::transport::chain;

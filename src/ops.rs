@@ -16,10 +16,8 @@ use crate::plan::{self, Plan, PlanOptions};
 use crate::reference::{ImageRef, Target};
 use crate::report::{BlobReport, Outcome, Rejection, Report, pushed_outcome};
 use crate::select::Selection;
-use crate::transport::archive::ArchiveTransport;
-use crate::transport::layout::LayoutTransport;
-use crate::transport::registry::{RegistryClient, RegistryOptions, RegistryRepo};
-use crate::transport::{OmittedBlob, RegistryErrorItem, Transport};
+use crate::transport::registry::RegistryOptions;
+use crate::transport::{OmittedBlob, Opener, RegistryErrorItem, Transport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,47 +41,6 @@ pub struct CopySettings {
     pub destination: RegistryOptions,
 }
 
-/// An opened location and the manifest in it that the reference names.
-pub struct Opened {
-    pub transport: Box<dyn Transport>,
-    pub target: Option<Target>,
-}
-
-/// Open a reference as a transport. `push`: it is a destination.
-pub fn open(reference: &ImageRef, push: bool, options: &RegistryOptions) -> Result<Opened, Error> {
-    Ok(match reference {
-        ImageRef::Registry(r) => {
-            let client = RegistryClient::shared(&r.registry, r.api_host(), options.clone())
-                .map_err(|e| Error::transport(format!("opening {r}"), e))?;
-            Opened {
-                transport: Box::new(RegistryRepo::new(client, &r.repository, push)),
-                target: Some(r.target()),
-            }
-        }
-        ImageRef::Layout(l) => Opened {
-            transport: Box::new(LayoutTransport::new(&l.path)),
-            target: l.target.clone(),
-        },
-        ImageRef::Archive(l) => Opened {
-            transport: Box::new(ArchiveTransport::new(&l.path)),
-            target: l.target.clone(),
-        },
-    })
-}
-
-/// Resolve the source manifest a reference names (a layout without a tag: its only image).
-fn source_target(reference: &ImageRef, opened: &Opened) -> Result<Target, Error> {
-    if let Some(t) = &opened.target {
-        return Ok(t.clone());
-    }
-    let default = match reference {
-        ImageRef::Layout(l) => LayoutTransport::new(&l.path).default_target(),
-        ImageRef::Archive(l) => ArchiveTransport::new(&l.path).default_target(),
-        ImageRef::Registry(r) => return Ok(r.target()),
-    };
-    default.map_err(|e| Error::transport(format!("reading {reference}"), e))
-}
-
 /// The tag the destination gets, and a digest it must have when the reference names one.
 fn destination_tag(reference: &ImageRef) -> (Option<String>, Option<Digest>) {
     match reference {
@@ -98,14 +55,21 @@ fn destination_tag(reference: &ImageRef) -> (Option<String>, Option<Digest>) {
 
 /// Copy (or, with `dry_run`, plan) one image.
 pub async fn copy_image(
+    opener: &dyn Opener,
     src_ref: &ImageRef,
     dst_ref: &ImageRef,
     settings: &CopySettings,
     events: Arc<dyn Events>,
 ) -> Result<Report, Error> {
-    let src = open(src_ref, false, &settings.source)?;
-    let dst = open(dst_ref, true, &settings.destination)?;
-    let target = source_target(src_ref, &src)?;
+    let src = opener
+        .open(src_ref, false, &settings.source)
+        .map_err(|e| Error::transport(format!("opening {src_ref}"), e))?;
+    let dst = opener
+        .open(dst_ref, true, &settings.destination)
+        .map_err(|e| Error::transport(format!("opening {dst_ref}"), e))?;
+    let target = src
+        .resolve_target()
+        .map_err(|e| Error::transport(format!("reading {src_ref}"), e))?;
     let (tag, want_digest) = destination_tag(dst_ref);
     let src_t = src.transport.as_ref();
     let dst_t = dst.transport.as_ref();

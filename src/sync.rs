@@ -173,6 +173,7 @@ pub fn shard_of(source: &str, destination: &str, n: u32) -> u32 {
 
 /// Run a whole config.
 pub async fn sync(
+    opener: &dyn crate::transport::Opener,
     config: &Config,
     settings: &SyncSettings,
     events: Arc<dyn Events>,
@@ -188,7 +189,7 @@ pub async fn sync(
         summary: Summary::default(),
     };
     'jobs: for job in &config.images {
-        let targets = match resolve_tags(job, settings).await {
+        let targets = match resolve_tags(opener, job, settings).await {
             Ok(t) => t,
             Err(e) => {
                 report.summary.failed += 1;
@@ -237,7 +238,7 @@ pub async fn sync(
                 source: settings.source.clone(),
                 destination: settings.destination.clone(),
             };
-            match ops::copy_image(&src, &dst, &copy_settings, events.clone()).await {
+            match ops::copy_image(opener, &src, &dst, &copy_settings, events.clone()).await {
                 Ok(r) => {
                     match r.index.outcome {
                         Outcome::UpToDate => report.summary.up_to_date += 1,
@@ -269,7 +270,11 @@ pub async fn sync(
 }
 
 /// The tags (or digest) of one job, newest first for a filter.
-async fn resolve_tags(job: &ImageJob, settings: &SyncSettings) -> Result<Vec<Target>, Error> {
+async fn resolve_tags(
+    opener: &dyn crate::transport::Opener,
+    job: &ImageJob,
+    settings: &SyncSettings,
+) -> Result<Vec<Target>, Error> {
     Ok(match &job.tags {
         Tags::List(list) => list.iter().map(|t| Target::Tag(t.clone())).collect(),
         Tags::Digest(d) => vec![Target::Digest(d.clone())],
@@ -286,7 +291,9 @@ async fn resolve_tags(job: &ImageJob, settings: &SyncSettings) -> Result<Vec<Tar
             },
         }],
         Tags::Filter { regex, latest } => {
-            let opened = ops::open(&job.source, false, &settings.source)?;
+            let opened = opener
+                .open(&job.source, false, &settings.source)
+                .map_err(|e| Error::transport(format!("opening {}", job.source), e))?;
             let mut tags: Vec<String> = opened
                 .transport
                 .list_tags()

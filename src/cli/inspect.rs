@@ -4,9 +4,7 @@
 
 use crate::error::Error;
 use crate::inspect::{InspectOptions, Inspection};
-use crate::reference::{ImageRef, Target};
-use crate::transport::archive::ArchiveTransport;
-use crate::transport::layout::LayoutTransport;
+use crate::reference::ImageRef;
 use crate::transport::registry::RegistryOptions;
 
 use super::args::{FormatArg, InspectArgs};
@@ -51,23 +49,16 @@ async fn inspect_ref(
     options: &RegistryOptions,
     opts: &InspectOptions,
 ) -> Result<Inspection, Error> {
-    let opened = crate::ops::open(reference, false, options)?;
-    let target = match opened.target.clone() {
-        Some(t) => t,
-        None => default_target(reference)?,
-    };
-    crate::inspect::inspect(opened.transport.as_ref(), &target, opts).await
-}
-
-/// A layout reference without a tag names its only image, as for `copy`.
-fn default_target(reference: &ImageRef) -> Result<Target, Error> {
-    let found = match reference {
-        ImageRef::Layout(l) => LayoutTransport::new(&l.path).default_target(),
-        ImageRef::Archive(l) => ArchiveTransport::new(&l.path).default_target(),
-        ImageRef::Registry(r) => return Ok(r.target()),
-    };
+    use crate::transport::Opener as _;
+    let locations = crate::transport::Locations::new();
+    let opened = locations
+        .open(reference, false, options)
+        .map_err(|e| Error::transport(format!("opening {reference}"), e))?;
     // The layout's own message names the location and what to do.
-    found.map_err(|e| Error::Failed(e.to_string()))
+    let target = opened
+        .resolve_target()
+        .map_err(|e| Error::transport(format!("reading {reference}"), e))?;
+    crate::inspect::inspect(opened.transport.as_ref(), &target, opts).await
 }
 
 /// Write the inspection in the chosen format.

@@ -90,9 +90,10 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
     let rt = runtime();
+    let locations = crate::transport::Locations::new();
     let result = rt.block_on(async {
         tokio::select! {
-            r = crate::ops::copy_image(&cmd.source, &cmd.destination, &cmd.settings, events) => r,
+            r = crate::ops::copy_image(&locations, &cmd.source, &cmd.destination, &cmd.settings, events) => r,
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
@@ -299,9 +300,10 @@ fn run_sync(args: &SyncArgs) -> i32 {
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
     let rt = runtime();
+    let locations = crate::transport::Locations::new();
     let result = rt.block_on(async {
         tokio::select! {
-            r = crate::sync::sync(&config, &sync_settings, events) => r,
+            r = crate::sync::sync(&locations, &config, &sync_settings, events) => r,
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
@@ -342,7 +344,11 @@ fn run_inventory(args: &args::InventoryArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(&e),
     };
-    let result = runtime().block_on(crate::bundle::inventory(&locations, &options));
+    let result = runtime().block_on(crate::bundle::inventory(
+        &crate::transport::Locations::new(),
+        &locations,
+        &options,
+    ));
     match result {
         Ok(inv) => {
             let text = |out: &mut dyn Write| {

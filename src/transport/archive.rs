@@ -288,6 +288,10 @@ impl Drop for ArchiveTransport {
 
 #[async_trait]
 impl Transport for ArchiveTransport {
+    fn default_target(&self) -> Result<Option<Target>> {
+        ArchiveTransport::default_target(self).map(Some)
+    }
+
     fn location(&self) -> String {
         format!("oci-archive:{}", self.path.display())
     }

@@ -257,6 +257,10 @@ pub(crate) fn omitted_from_index(
 
 #[async_trait]
 impl Transport for LayoutTransport {
+    fn default_target(&self) -> Result<Option<Target>> {
+        LayoutTransport::default_target(self).map(Some)
+    }
+
     fn location(&self) -> String {
         format!("oci:{}", self.root.display())
     }

@@ -8,16 +8,19 @@
 
 pub mod archive;
 pub mod auth;
+mod error;
 pub mod layout;
 pub mod registry;
+
+pub use error::{Fix, Hint, RegistryErrorItem, Side, TransportError, chain};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::oci::{ContentError, Descriptor, Digest, ManifestError, RawManifest};
-use crate::reference::Target;
+use crate::oci::{Descriptor, Digest, RawManifest};
+use crate::reference::{ImageRef, Target};
 
 /// Blob bytes in flight. Errors end the stream; a consumer must not commit a blob whose stream ended
 /// in an error.
@@ -54,107 +57,6 @@ pub enum SparseSupport {
     No,
     /// The registry says nothing; known only by trying.
     Unknown,
-}
-
-/// One error of a registry's error body (distribution spec, "Error Codes").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegistryErrorItem {
-    pub code: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// `detail` as the registry sent it, flattened to a string (a digest for `MANIFEST_BLOB_UNKNOWN`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("{what} not found at {location}")]
-    NotFound { what: String, location: String },
-
-    #[error("{method} {url}: HTTP {status}{}", describe_items(.errors))]
-    Registry {
-        method: String,
-        /// Redacted: no credentials, no query string.
-        url: String,
-        status: u16,
-        errors: Vec<RegistryErrorItem>,
-    },
-
-    #[error("authentication to {registry} failed: {message}")]
-    Auth { registry: String, message: String },
-
-    #[error("{method} {url}: {message}")]
-    Http {
-        method: String,
-        url: String,
-        message: String,
-    },
-
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
-
-    #[error("{location}: {message}")]
-    Layout { location: String, message: String },
-
-    #[error(transparent)]
-    Content(#[from] ContentError),
-
-    #[error("{location}: {source}")]
-    Manifest {
-        location: String,
-        #[source]
-        source: ManifestError,
-    },
-
-    #[error("{0}")]
-    Other(String),
-}
-
-fn describe_items(errors: &[RegistryErrorItem]) -> String {
-    if errors.is_empty() {
-        return String::new();
-    }
-    let items: Vec<String> = errors
-        .iter()
-        .take(5)
-        .map(|e| {
-            let mut s = e.code.clone();
-            if !e.message.is_empty() {
-                s.push_str(&format!(" ({})", e.message));
-            }
-            if !e.detail.is_empty() {
-                s.push_str(&format!(": {}", e.detail));
-            }
-            s
-        })
-        .collect();
-    let more = if errors.len() > 5 {
-        format!(" and {} more", errors.len() - 5)
-    } else {
-        String::new()
-    };
-    format!(" {}{more}", items.join("; "))
-}
-
-impl TransportError {
-    pub fn io(path: impl std::fmt::Display, e: std::io::Error) -> TransportError {
-        TransportError::Io {
-            path: path.to_string(),
-            message: e.to_string(),
-        }
-    }
-
-    /// Is this worth another try (connection trouble, 408, 429, 5xx)?
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            TransportError::Registry { status, .. } => {
-                *status == 408 || *status == 429 || *status >= 500
-            }
-            TransportError::Http { .. } => true,
-            _ => false,
-        }
-    }
 }
 
 pub type Result<T, E = TransportError> = std::result::Result<T, E>;
@@ -222,5 +124,83 @@ pub trait Transport: Send + Sync {
     /// Called once every push of a copy has succeeded (an archive is packed here).
     async fn finish(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The image a reference without a tag means here (a layout holding one image), if any.
+    fn default_target(&self) -> Result<Option<Target>> {
+        Ok(None)
+    }
+}
+
+/// An opened location and the manifest in it that the reference names.
+pub struct Opened {
+    pub transport: Box<dyn Transport>,
+    pub target: Option<Target>,
+}
+
+impl Opened {
+    /// The manifest the reference names, or the location's default image when it names none.
+    pub fn resolve_target(&self) -> Result<Target> {
+        if let Some(t) = &self.target {
+            return Ok(t.clone());
+        }
+        self.transport
+            .default_target()?
+            .ok_or_else(|| TransportError::Layout {
+                location: self.transport.location(),
+                message: "no image named: add :TAG to the reference".into(),
+            })
+    }
+}
+
+/// Opens references as transports. One per run: it holds what is shared by every image of the
+/// run (the registry sessions). The engine takes it as a parameter, so tests can open in-memory
+/// locations instead.
+pub trait Opener: Send + Sync {
+    /// `push`: the location is a destination.
+    fn open(
+        &self,
+        reference: &ImageRef,
+        push: bool,
+        options: &registry::RegistryOptions,
+    ) -> Result<Opened>;
+}
+
+/// The real places: registries through one session per host, layouts and archives on disk.
+#[derive(Default)]
+pub struct Locations {
+    pub sessions: registry::Sessions,
+}
+
+impl Locations {
+    pub fn new() -> Locations {
+        Locations::default()
+    }
+}
+
+impl Opener for Locations {
+    fn open(
+        &self,
+        reference: &ImageRef,
+        push: bool,
+        options: &registry::RegistryOptions,
+    ) -> Result<Opened> {
+        Ok(match reference {
+            ImageRef::Registry(r) => {
+                let client = self.sessions.get(&r.registry, r.api_host(), options)?;
+                Opened {
+                    transport: Box::new(registry::RegistryRepo::new(client, &r.repository, push)),
+                    target: Some(r.target()),
+                }
+            }
+            ImageRef::Layout(l) => Opened {
+                transport: Box::new(layout::LayoutTransport::new(&l.path)),
+                target: l.target.clone(),
+            },
+            ImageRef::Archive(l) => Opened {
+                transport: Box::new(archive::ArchiveTransport::new(&l.path)),
+                target: l.target.clone(),
+            },
+        })
     }
 }

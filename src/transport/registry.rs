@@ -155,6 +155,57 @@ impl RegistryOptions {
     }
 }
 
+/// The registry sessions of one run: one [`RegistryClient`] per registry host and options, shared
+/// by every image of the run (a `sync` of many images), so the scheme probe, `/v2/` ping, CA store,
+/// tokens and connections are set up once per registry instead of once per image. The caller
+/// creates it and passes it down; there is no process-wide cache.
+#[derive(Default)]
+pub struct Sessions {
+    clients: std::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
+}
+
+impl Sessions {
+    pub fn new() -> Sessions {
+        Sessions::default()
+    }
+
+    /// The client for `registry` with these options, made on first use.
+    pub fn get(
+        &self,
+        registry: &str,
+        api_host: &str,
+        options: &RegistryOptions,
+    ) -> Result<Arc<RegistryClient>> {
+        use sha2::Digest as _;
+        // The key holds a hash of the credentials, never the credentials themselves.
+        let secret = options
+            .credentials
+            .as_ref()
+            .map(|(u, p)| hex::encode(sha2::Sha256::digest(format!("{u}\0{p}").as_bytes())))
+            .unwrap_or_default();
+        let key = format!(
+            "{registry}|{api_host}|{secret}|{:?}|{}|{:?}|{:?}|{}|{:?}",
+            options.authfile,
+            options.tls_verify,
+            options.cert_dir,
+            options.certs_d,
+            options.retry_times,
+            options.flag_prefix
+        );
+        if let Some(c) = self.clients.lock().expect("lock").get(&key) {
+            return Ok(c.clone());
+        }
+        let client = RegistryClient::new(registry, api_host, options.clone())?;
+        Ok(self
+            .clients
+            .lock()
+            .expect("lock")
+            .entry(key)
+            .or_insert(client)
+            .clone())
+    }
+}
+
 /// A connection to one registry host, shared by every repository used on it.
 pub struct RegistryClient {
     http: reqwest::Client,
@@ -223,46 +274,6 @@ struct TokenAnswer {
 }
 
 impl RegistryClient {
-    /// The client for `registry` with these options, shared by every copy of this process (a
-    /// `sync` of many images): the scheme probe, `/v2/` ping, CA store, tokens and connections
-    /// are set up once per registry instead of once per image.
-    pub fn shared(
-        registry: &str,
-        api_host: &str,
-        options: RegistryOptions,
-    ) -> Result<Arc<RegistryClient>> {
-        use sha2::Digest as _;
-        static CLIENTS: std::sync::OnceLock<
-            std::sync::Mutex<HashMap<String, Arc<RegistryClient>>>,
-        > = std::sync::OnceLock::new();
-        // The key holds a hash of the credentials, never the credentials themselves.
-        let secret = options
-            .credentials
-            .as_ref()
-            .map(|(u, p)| hex::encode(sha2::Sha256::digest(format!("{u}\0{p}").as_bytes())))
-            .unwrap_or_default();
-        let key = format!(
-            "{registry}|{api_host}|{secret}|{:?}|{}|{:?}|{:?}|{}|{:?}",
-            options.authfile,
-            options.tls_verify,
-            options.cert_dir,
-            options.certs_d,
-            options.retry_times,
-            options.flag_prefix
-        );
-        let clients = CLIENTS.get_or_init(Default::default);
-        if let Some(c) = clients.lock().expect("lock").get(&key) {
-            return Ok(c.clone());
-        }
-        let client = RegistryClient::new(registry, api_host, options)?;
-        clients
-            .lock()
-            .expect("lock")
-            .entry(key)
-            .or_insert(client.clone());
-        Ok(client)
-    }
-
     pub fn new(
         registry: &str,
         api_host: &str,
@@ -668,6 +679,7 @@ impl RegistryClient {
                 .map_err(|e| TransportError::Auth {
                     registry: self.registry.clone(),
                     message: e.0,
+                    hint: None,
                 })?
             }
         };
@@ -687,6 +699,7 @@ impl RegistryClient {
         TransportError::Auth {
             registry: self.registry.clone(),
             message,
+            hint: None,
         }
     }
 
@@ -1231,7 +1244,7 @@ fn redact(url: &Url) -> String {
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    crate::error::chain(e)
+    super::chain(e)
 }
 
 fn is_tls_alert(e: &TransportError) -> bool {
