@@ -95,7 +95,7 @@ pub fn add_to_state(
     let mut inv = read_state(path)?;
     inv.blobs.extend(delivered);
     inv.normalize();
-    let mut bytes = serde_json::to_vec_pretty(&inv).map_err(|e| Error::Failed(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(&inv).expect("an inventory serializes");
     bytes.push(b'\n');
     let dir = path
         .parent()
@@ -120,10 +120,11 @@ pub fn add_to_state(
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Failed(format!(
-            "cannot write the state file {}: {e}",
-            path.display()
-        ))
+        Error::Io {
+            what: "cannot write the state file",
+            path: path.to_path_buf(),
+            source: e,
+        }
     })
 }
 

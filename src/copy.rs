@@ -165,12 +165,9 @@ pub async fn execute(
 }
 
 fn raw_of(m: &crate::plan::PlannedManifest) -> Result<&RawManifest, Error> {
-    m.raw.as_ref().ok_or_else(|| {
-        Error::Failed(format!(
-            "internal error: the plan has no bytes for {}",
-            m.digest
-        ))
-    })
+    m.raw
+        .as_ref()
+        .ok_or_else(|| Error::Internal(format!("the plan has no bytes for {}", m.digest)))
 }
 
 /// Push the referrers and signature tags the plan copies (those of `skip_subject` left out), after
@@ -200,12 +197,10 @@ pub async fn push_referrers(
         for child in &r.children {
             push_manifest(dst, child, &PushAs::Child, opts, events).await?;
         }
-        let raw = r.raw.as_ref().ok_or_else(|| {
-            Error::Failed(format!(
-                "internal error: no bytes for the referrer {}",
-                r.digest
-            ))
-        })?;
+        let raw = r
+            .raw
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("no bytes for the referrer {}", r.digest)))?;
         let push_as = match &r.kind {
             ReferrerKind::Referrer => PushAs::Child,
             ReferrerKind::Signature { tag } => PushAs::Root {
@@ -455,10 +450,7 @@ async fn stream_blob(
                 Ok(chunk)
             }
             Err(e) => {
-                let forwarded = match &e {
-                    TransportError::Content(c) => TransportError::Content(c.clone()),
-                    other => TransportError::Other(other.to_string()),
-                };
+                let forwarded = e.duplicate();
                 if let Ok(mut slot) = recorder.lock() {
                     slot.get_or_insert(e);
                 }

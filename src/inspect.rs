@@ -254,7 +254,7 @@ pub async fn inspect(
     };
     let parsed = root
         .parse()
-        .map_err(|e| Error::Failed(format!("{reference}: {e}")))?;
+        .map_err(|e| Error::invalid(reference.clone(), e.to_string()))?;
     let walker = Walker {
         src,
         jobs: opts.jobs.max(1),
@@ -317,7 +317,7 @@ fn not_found(reference: &str, target: &Target, tags: Option<&[String]>) -> Error
         let mut tags: Vec<&str> = tags
             .iter()
             .map(String::as_str)
-            .filter(|t| !is_schema_tag(t))
+            .filter(|t| !crate::referrers::is_schema_tag(t))
             .collect();
         tags.sort_unstable();
         if tags.is_empty() {
@@ -332,16 +332,7 @@ fn not_found(reference: &str, target: &Target, tags: Option<&[String]>) -> Error
             msg.push_str(&format!(" (it has: {}{more})", tags.join(", ")));
         }
     }
-    Error::Failed(msg)
-}
-
-/// `sha256-<64 hex>` with an optional `.suffix`: a tag of the cosign / referrers tag schema.
-/// A referrers tag-schema or cosign tag (`sha256-<hex>`, `sha256-<hex>.sig`, …), not an image tag.
-pub fn is_schema_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-").is_some_and(|rest| {
-        let hex = rest.split('.').next().unwrap_or("");
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    Error::NotFound(msg)
 }
 
 struct Walker<'a> {
@@ -360,10 +351,10 @@ impl Walker<'_> {
     ) -> futures::future::BoxFuture<'b, Result<Vec<Node>, Error>> {
         Box::pin(async move {
             if depth > 8 {
-                return Err(Error::Failed(format!(
-                    "{}: indexes nested more than 8 deep",
-                    self.src.location()
-                )));
+                return Err(Error::invalid(
+                    self.src.location(),
+                    "indexes nested more than 8 deep",
+                ));
             }
             let src = self.src;
             let fetched: Vec<(Descriptor, Option<RawManifest>)> =
@@ -894,10 +885,12 @@ mod tests {
     #[test]
     fn schema_tags_are_recognised() {
         let hex = "a".repeat(64);
-        assert!(is_schema_tag(&format!("sha256-{hex}")));
-        assert!(is_schema_tag(&format!("sha256-{hex}.sig")));
-        assert!(!is_schema_tag("sha256-abc.sig"));
-        assert!(!is_schema_tag("v1"));
+        assert!(crate::referrers::is_schema_tag(&format!("sha256-{hex}")));
+        assert!(crate::referrers::is_schema_tag(&format!(
+            "sha256-{hex}.sig"
+        )));
+        assert!(!crate::referrers::is_schema_tag("sha256-abc.sig"));
+        assert!(!crate::referrers::is_schema_tag("v1"));
     }
 
     #[test]

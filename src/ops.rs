@@ -134,11 +134,13 @@ pub async fn copy_image(
             errors,
         } => {
             if !is_sparse_rejection(&plan, &errors) {
-                return Err(Error::Failed(format!(
-                    "{} refused the index {digest} (HTTP {status}: {}), and not because of the entries left out",
-                    dst_t.location(),
-                    describe_errors(&errors)
-                )));
+                return Err(Error::Refused {
+                    location: dst_t.location(),
+                    digest,
+                    status,
+                    errors,
+                    why: ", and not because of the entries left out".into(),
+                });
             }
             report = match settings.on_sparse_reject {
                 OnSparseReject::Report => {
@@ -153,19 +155,28 @@ pub async fn copy_image(
                         selection: Selection::everything(),
                         ..settings.plan.clone()
                     };
-                    let full = plan::plan(src_t, &target, dst_t, tag.clone(), &full_opts).await.map_err(|e| {
-                        Error::Failed(format!(
-                            "the destination refused the sparse index and --on-sparse-reject complete cannot get the dropped entries: {e}; use --on-sparse-reject strip"
-                        ))
-                    })?;
+                    let full = plan::plan(src_t, &target, dst_t, tag.clone(), &full_opts)
+                        .await
+                        .map_err(|e| Error::Fallback {
+                            policy: "complete".into(),
+                            reason: Box::new(e),
+                            advice: Some(crate::error::Advice::StripPolicy),
+                        })?;
                     let (again, more) =
                         copy::execute(&full, src_t, dst_t, &settings.exec, events.as_ref()).await?;
-                    if let RootResult::Refused { status, errors, .. } = again {
-                        return Err(Error::Failed(format!(
-                            "{} refused the complete index too (HTTP {status}: {})",
-                            dst_t.location(),
-                            describe_errors(&errors)
-                        )));
+                    if let RootResult::Refused {
+                        digest,
+                        status,
+                        errors,
+                    } = again
+                    {
+                        return Err(Error::Refused {
+                            location: dst_t.location(),
+                            digest,
+                            status,
+                            errors,
+                            why: " with every entry present".into(),
+                        });
                     }
                     let mut r = Report::from_plan(&plan, Outcome::Completed, false);
                     r.warnings.push(format!(
@@ -279,27 +290,6 @@ pub fn is_sparse_rejection(plan: &Plan, errors: &[RegistryErrorItem]) -> bool {
         .all(|d| dropped.contains(&d))
 }
 
-fn describe_errors(errors: &[RegistryErrorItem]) -> String {
-    if errors.is_empty() {
-        return "no error body".into();
-    }
-    errors
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e.code,
-                if e.detail.is_empty() {
-                    &e.message
-                } else {
-                    &e.detail
-                }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 async fn rejection(
     plan: &Plan,
     src: &dyn Transport,
@@ -363,7 +353,7 @@ pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error>
             .map(|e| &e.digest)
             .collect();
         let bytes = oci::strip_index(&raw.bytes, &|d| kept.contains(d), replace)
-            .map_err(|e| Error::Failed(format!("cannot strip the index {}: {e}", raw.digest)))?;
+            .map_err(|e| Error::invalid(format!("the index {}", raw.digest), e.to_string()))?;
         Ok(Some(RawManifest::new(bytes, &raw.media_type)))
     };
     let (_, indexes) = plan.push_order();
@@ -378,7 +368,7 @@ pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error>
         .root
         .raw
         .clone()
-        .ok_or_else(|| Error::Failed("internal error: the plan has no root bytes".into()))?;
+        .ok_or_else(|| Error::Internal("the plan has no root bytes".into()))?;
     let root = strip(&root_raw, &replace)?.unwrap_or(root_raw);
     Ok((nested, root))
 }

@@ -240,7 +240,7 @@ pub async fn plan(
     };
     let root_manifest = root_raw
         .parse()
-        .map_err(|e| Error::Failed(format!("{}:{target}: {e}", src.location())))?;
+        .map_err(|e| Error::invalid(format!("{}:{target}", src.location()), e.to_string()))?;
 
     let mut entries = Vec::new();
     let mut manifests = Vec::new();
@@ -365,19 +365,19 @@ pub async fn plan(
         let manifest = match raw.parse() {
             Ok(Manifest::Image(m)) => m,
             Ok(Manifest::Index(_)) => {
-                return Err(Error::Failed(format!(
-                    "{}@{}: listed as an image manifest ({}), but it is an index",
-                    src.location(),
-                    d.digest,
-                    d.media_type
-                )));
+                return Err(Error::invalid(
+                    format!("{}@{}", src.location(), d.digest),
+                    format!(
+                        "listed as an image manifest ({}), but it is an index",
+                        d.media_type
+                    ),
+                ));
             }
             Err(e) => {
-                return Err(Error::Failed(format!(
-                    "{}@{}: {e}",
-                    src.location(),
-                    d.digest
-                )));
+                return Err(Error::invalid(
+                    format!("{}@{}", src.location(), d.digest),
+                    e.to_string(),
+                ));
             }
         };
         manifests.push(PlannedManifest {
@@ -450,7 +450,7 @@ async fn check_bundles(
         } else {
             String::new()
         };
-        return Err(Error::Failed(format!(
+        return Err(Error::SourceIncomplete(format!(
             "blob {} ({}){more} was left out of the bundle {} because an earlier bundle carried it, but {} does not have it: import the earlier bundles first (nothing of this image was written)",
             first.digest,
             first.used_by.join(", "),
@@ -619,13 +619,17 @@ fn check_missing(
             available.join(", ")
         }
     );
-    if !opts.skip_missing_platforms || missing.len() == specs.len() {
-        let hint = if opts.skip_missing_platforms {
-            "none of the requested platforms is there"
-        } else {
-            "pick platforms it has, or pass --skip-missing-platforms"
-        };
-        return Err(Error::Failed(format!("{msg}: {hint}")));
+    if !opts.skip_missing_platforms {
+        return Err(Error::PlatformMissing {
+            message: msg,
+            advice: Some(crate::error::Advice::SkipMissingPlatforms),
+        });
+    }
+    if missing.len() == specs.len() {
+        return Err(Error::PlatformMissing {
+            message: format!("{msg}: none of the requested platforms is there"),
+            advice: None,
+        });
     }
     warnings.push(msg);
     Ok(())
@@ -659,10 +663,10 @@ impl Walker<'_> {
     ) -> futures::future::BoxFuture<'b, Result<bool, Error>> {
         Box::pin(async move {
             if depth > 8 {
-                return Err(Error::Failed(format!(
-                    "{}: indexes nested more than 8 deep",
-                    self.src.location()
-                )));
+                return Err(Error::invalid(
+                    self.src.location(),
+                    "indexes nested more than 8 deep",
+                ));
             }
             // Nested indexes first: their decision depends on their children.
             let mut nested: BTreeMap<Digest, bool> = BTreeMap::new();
@@ -675,15 +679,15 @@ impl Walker<'_> {
                     continue;
                 }
                 let raw = fetch(self.src, d, None).await?;
-                let Manifest::Index(child) = raw.parse().map_err(|e| {
-                    Error::Failed(format!("{}@{}: {e}", self.src.location(), d.digest))
-                })?
+                let at = || format!("{}@{}", self.src.location(), d.digest);
+                let Manifest::Index(child) = raw
+                    .parse()
+                    .map_err(|e| Error::invalid(at(), e.to_string()))?
                 else {
-                    return Err(Error::Failed(format!(
-                        "{}@{}: listed as an index, but it is an image manifest",
-                        self.src.location(),
-                        d.digest
-                    )));
+                    return Err(Error::invalid(
+                        at(),
+                        "listed as an index, but it is an image manifest",
+                    ));
                 };
                 let manifests_before = self.manifests.len();
                 let pending_before = self.pending.len();
@@ -775,20 +779,21 @@ async fn fetch(
         })? {
         Some(mut raw) => {
             if raw.size() != d.size {
-                return Err(Error::Failed(format!(
-                    "{}@{}{what}: the index says {} bytes, the manifest has {}",
-                    src.location(),
-                    d.digest,
-                    d.size,
-                    raw.size()
-                )));
+                return Err(Error::invalid(
+                    format!("{}@{}{what}", src.location(), d.digest),
+                    format!(
+                        "the index says {} bytes, the manifest has {}",
+                        d.size,
+                        raw.size()
+                    ),
+                ));
             }
             if oci::is_manifest_media_type(&d.media_type) {
                 raw.media_type = d.media_type.clone();
             }
             Ok(raw)
         }
-        None => Err(Error::Failed(format!(
+        None => Err(Error::SourceIncomplete(format!(
             "{}@{}{what} is selected but the source does not have it (the source index is itself sparse); \
              drop that platform or copy from a complete source",
             src.location(),
@@ -804,7 +809,7 @@ async fn not_found(src: &dyn Transport, target: &Target) -> Error {
     {
         let tags: Vec<String> = tags
             .into_iter()
-            .filter(|t| !crate::inspect::is_schema_tag(t))
+            .filter(|t| !referrers::is_schema_tag(t))
             .collect();
         if tags.is_empty() {
             msg.push_str(" (the repository has no tags)");
@@ -818,7 +823,7 @@ async fn not_found(src: &dyn Transport, target: &Target) -> Error {
             msg.push_str(&format!(" (it has: {}{more})", shown.join(", ")));
         }
     }
-    Error::Failed(msg)
+    Error::NotFound(msg)
 }
 
 /// A single-platform source with `--platform`: its config must match.
@@ -828,10 +833,10 @@ async fn check_single_platform(
     specs: &[PlatformSpec],
 ) -> Result<(), Error> {
     if m.config.size > oci::MAX_MANIFEST_BYTES as u64 {
-        return Err(Error::Failed(format!(
-            "{}: the image config is larger than 4 MiB",
-            src.location()
-        )));
+        return Err(Error::invalid(
+            src.location(),
+            "the image config is larger than 4 MiB",
+        ));
     }
     let mut stream = src.get_blob(&m.config).await.map_err(|e| {
         Error::transport(
@@ -854,28 +859,33 @@ async fn check_single_platform(
         }
     }
     if !m.config.digest.matches(&bytes) {
-        return Err(Error::Failed(format!(
-            "{}: the config blob does not match its digest {}",
+        return Err(Error::invalid(
             src.location(),
-            m.config.digest
-        )));
+            format!(
+                "the config blob does not match its digest {}",
+                m.config.digest
+            ),
+        ));
     }
     let platform: Platform = serde_json::from_slice(&bytes).unwrap_or_default();
     if specs.iter().any(|s| s.matches(&platform)) {
         return Ok(());
     }
-    Err(Error::Failed(format!(
-        "{} is a single-platform image for {}, which does not match --platform {}",
-        src.location(),
-        if platform.is_real() {
-            platform.to_string()
-        } else {
-            "an unknown platform".into()
-        },
-        specs
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    )))
+    Err(Error::PlatformMissing {
+        advice: None,
+        message: format!(
+            "{} is a single-platform image for {}, which is not among the requested platforms {}",
+            src.location(),
+            if platform.is_real() {
+                platform.to_string()
+            } else {
+                "an unknown platform".into()
+            },
+            specs
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    })
 }

@@ -248,10 +248,9 @@ pub async fn discover(
                     None => read_referrer(src, &d).await?,
                 };
                 r.media_type = raw.media_type.clone();
-                match raw
-                    .parse()
-                    .map_err(|e| Error::Failed(format!("{}@{}: {e}", src.location(), d.digest)))?
-                {
+                match raw.parse().map_err(|e| {
+                    Error::invalid(format!("{}@{}", src.location(), d.digest), e.to_string())
+                })? {
                     Manifest::Image(m) => {
                         if r.artifact_type.is_none() {
                             r.artifact_type = Some(m.effective_artifact_type().to_string());
@@ -305,7 +304,7 @@ async fn read_referrer(src: &dyn Transport, d: &Descriptor) -> Result<RawManifes
             )
         })?
         .ok_or_else(|| {
-            Error::Failed(format!(
+            Error::SourceIncomplete(format!(
                 "{} lists the referrer {}, but the manifest is not there",
                 src.location(),
                 d.digest
@@ -321,10 +320,10 @@ pub fn merged_tag_index(
 ) -> Result<Option<RawManifest>, Error> {
     let mut doc: serde_json::Value = match existing {
         Some(raw) => serde_json::from_slice(&raw.bytes).map_err(|e| {
-            Error::Failed(format!(
-                "the referrers index {} is not valid JSON: {e}",
-                raw.digest
-            ))
+            Error::invalid(
+                format!("the referrers index {}", raw.digest),
+                format!("not valid JSON: {e}"),
+            )
         })?,
         None => {
             serde_json::json!({ "schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": [] })
@@ -333,7 +332,15 @@ pub fn merged_tag_index(
     let list = doc
         .get_mut("manifests")
         .and_then(|m| m.as_array_mut())
-        .ok_or_else(|| Error::Failed("the referrers index has no `manifests`".into()))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                format!(
+                    "the referrers index {}",
+                    existing.map(|r| r.digest.to_string()).unwrap_or_default()
+                ),
+                "it has no `manifests` list",
+            )
+        })?;
     let listed: BTreeSet<String> = list
         .iter()
         .filter_map(|d| d.get("digest").and_then(|d| d.as_str()).map(str::to_string))
@@ -343,14 +350,22 @@ pub fn merged_tag_index(
         if listed.contains(d.digest.as_str()) {
             continue;
         }
-        list.push(serde_json::to_value(d).map_err(|e| Error::Failed(e.to_string()))?);
+        list.push(serde_json::to_value(d).expect("a descriptor serializes"));
         added = true;
     }
     if !added {
         return Ok(None);
     }
-    let bytes = serde_json::to_vec(&doc).map_err(|e| Error::Failed(e.to_string()))?;
+    let bytes = serde_json::to_vec(&doc).expect("JSON serializes");
     Ok(Some(RawManifest::new(bytes.into(), oci::OCI_INDEX)))
+}
+
+/// A referrers tag-schema or cosign tag (`sha256-<hex>`, `sha256-<hex>.sig`, …), not an image tag.
+pub fn is_schema_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-").is_some_and(|rest| {
+        let hex = rest.split('.').next().unwrap_or("");
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 #[cfg(test)]

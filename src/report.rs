@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::error::ExitCode;
 use crate::oci::{self, Digest};
 use crate::plan::{Plan, RootKind, Totals};
 use crate::transport::{RegistryErrorItem, SparseSupport};
@@ -451,6 +452,187 @@ pub fn pushed_outcome(kind: RootKind) -> Outcome {
         RootKind::Index => Outcome::Pushed,
         RootKind::Single => Outcome::Single,
     }
+}
+
+impl Outcome {
+    /// A `copy` ending with this outcome exits with: 3 for a refused sparse index, else 0.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Rejected => ExitCode::Partial,
+            _ => ExitCode::Ok,
+        }
+    }
+}
+
+// `sync`: one report per (image, tag), in config order, and a summary.
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ImageResult {
+    Done(Box<Report>),
+    Failed(FailedImage),
+}
+
+/// The report of an image that failed before or while copying.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedImage {
+    pub version: u32,
+    pub source: String,
+    pub destination: String,
+    pub dry_run: bool,
+    pub error: String,
+    /// The exit code a `copy` of this image alone would have had.
+    pub exit_code: i32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub up_to_date: u64,
+    pub copied: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    /// Dry run: images that would be copied.
+    pub planned: u64,
+    /// Pairs left to other shards.
+    pub other_shards: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    pub version: u32,
+    pub images: Vec<ImageResult>,
+    pub summary: Summary,
+}
+
+impl SyncReport {
+    /// DESIGN.md: 0 all done, 1 any image failed, 3 none failed but some were sparse-rejected.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.summary.failed > 0 {
+            ExitCode::Failure
+        } else if self.summary.rejected > 0 {
+            ExitCode::Partial
+        } else {
+            ExitCode::Ok
+        }
+    }
+
+    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for image in &self.images {
+            match image {
+                ImageResult::Done(r) => {
+                    let what = match r.index.outcome {
+                        Outcome::UpToDate => "up to date".to_string(),
+                        Outcome::Planned => format!(
+                            "would transfer {} in {} blobs",
+                            human_bytes(r.blobs.totals.transferred_bytes),
+                            r.blobs.totals.transferred_count
+                        ),
+                        Outcome::Rejected => {
+                            "sparse index refused (kept children are there by digest)".to_string()
+                        }
+                        Outcome::Stripped => "copied, stripped index".to_string(),
+                        Outcome::Completed => "copied complete".to_string(),
+                        _ => format!("copied {}", human_bytes(r.blobs.totals.transferred_bytes)),
+                    };
+                    writeln!(
+                        out,
+                        "{:<10} {} -> {}: {what}",
+                        label(r.index.outcome),
+                        r.source,
+                        r.destination
+                    )?;
+                    for w in &r.warnings {
+                        writeln!(out, "           warning: {w}")?;
+                    }
+                }
+                ImageResult::Failed(f) => {
+                    writeln!(
+                        out,
+                        "{:<10} {} -> {}: {}",
+                        "failed", f.source, f.destination, f.error
+                    )?;
+                }
+            }
+        }
+        let s = &self.summary;
+        write!(
+            out,
+            "summary: {} up to date, {} copied, {} rejected, {} failed",
+            s.up_to_date, s.copied, s.rejected, s.failed
+        )?;
+        if s.planned > 0 {
+            write!(out, ", {} planned", s.planned)?;
+        }
+        if s.other_shards > 0 {
+            write!(out, " ({} pairs left to other shards)", s.other_shards)?;
+        }
+        writeln!(out)
+    }
+}
+
+fn label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::UpToDate => "upToDate",
+        Outcome::Rejected => "rejected",
+        Outcome::Planned => "planned",
+        _ => "copied",
+    }
+}
+
+/// What an interrupted run had done, counted from the engine's events (its own totals are lost
+/// with its future).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub planned_count: u64,
+    pub planned_bytes: u64,
+    pub transferred_count: u64,
+    pub transferred_bytes: u64,
+    pub mounted_count: u64,
+    pub manifests_pushed: u64,
+}
+
+/// The partial report of an interrupted `copy`: the report's fields, with what had moved.
+pub fn interrupted_copy(
+    source: &str,
+    destination: &str,
+    dry_run: bool,
+    progress: &Progress,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "source": source,
+        "destination": destination,
+        "dryRun": dry_run,
+        "index": null,
+        "entries": [],
+        "blobs": progress,
+        "referrers": [],
+        "rejection": null,
+        "warnings": [],
+        "error": "interrupted",
+    })
+}
+
+/// The partial report of an interrupted `sync`. The images finished before the signal are at
+/// their destinations; which ones is not known here, so `images` is empty and `summary` null:
+/// rerun the sync to get both.
+pub fn interrupted_sync(progress: &Progress) -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "images": [],
+        "summary": null,
+        "blobs": progress,
+        "error": "interrupted",
+    })
 }
 
 #[cfg(test)]

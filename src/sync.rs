@@ -10,11 +10,10 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Write};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::{Config, ImageJob, Tags, newest_first};
@@ -23,7 +22,7 @@ use crate::error::Error;
 use crate::ops::{self, CopySettings};
 use crate::plan::PlanOptions;
 use crate::reference::{ImageRef, Target};
-use crate::report::{Outcome, Report};
+use crate::report::{FailedImage, ImageResult, Outcome, Summary, SyncReport};
 use crate::transport::registry::RegistryOptions;
 
 #[derive(Debug, Clone)]
@@ -38,130 +37,6 @@ pub struct SyncSettings {
     pub retry_times: u32,
     pub source: RegistryOptions,
     pub destination: RegistryOptions,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum ImageResult {
-    Done(Box<Report>),
-    Failed(FailedImage),
-}
-
-/// The report of an image that failed before or while copying.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FailedImage {
-    pub version: u32,
-    pub source: String,
-    pub destination: String,
-    pub dry_run: bool,
-    pub error: String,
-    /// The exit code a `copy` of this image alone would have had.
-    pub exit_code: i32,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub up_to_date: u64,
-    pub copied: u64,
-    pub rejected: u64,
-    pub failed: u64,
-    /// Dry run: images that would be copied.
-    pub planned: u64,
-    /// Pairs left to other shards.
-    pub other_shards: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncReport {
-    pub version: u32,
-    pub images: Vec<ImageResult>,
-    pub summary: Summary,
-}
-
-impl SyncReport {
-    /// DESIGN.md: 0 all done, 1 any image failed, 3 none failed but some were sparse-rejected.
-    pub fn exit_code(&self) -> i32 {
-        if self.summary.failed > 0 {
-            1
-        } else if self.summary.rejected > 0 {
-            3
-        } else {
-            0
-        }
-    }
-
-    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
-        writeln!(out)
-    }
-
-    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for image in &self.images {
-            match image {
-                ImageResult::Done(r) => {
-                    let what = match r.index.outcome {
-                        Outcome::UpToDate => "up to date".to_string(),
-                        Outcome::Planned => format!(
-                            "would transfer {} in {} blobs",
-                            crate::report::human_bytes(r.blobs.totals.transferred_bytes),
-                            r.blobs.totals.transferred_count
-                        ),
-                        Outcome::Rejected => {
-                            "sparse index refused (kept children are there by digest)".to_string()
-                        }
-                        Outcome::Stripped => "copied, stripped index".to_string(),
-                        Outcome::Completed => "copied complete".to_string(),
-                        _ => format!(
-                            "copied {}",
-                            crate::report::human_bytes(r.blobs.totals.transferred_bytes)
-                        ),
-                    };
-                    writeln!(
-                        out,
-                        "{:<10} {} -> {}: {what}",
-                        label(r.index.outcome),
-                        r.source,
-                        r.destination
-                    )?;
-                    for w in &r.warnings {
-                        writeln!(out, "           warning: {w}")?;
-                    }
-                }
-                ImageResult::Failed(f) => {
-                    writeln!(
-                        out,
-                        "{:<10} {} -> {}: {}",
-                        "failed", f.source, f.destination, f.error
-                    )?;
-                }
-            }
-        }
-        let s = &self.summary;
-        write!(
-            out,
-            "summary: {} up to date, {} copied, {} rejected, {} failed",
-            s.up_to_date, s.copied, s.rejected, s.failed
-        )?;
-        if s.planned > 0 {
-            write!(out, ", {} planned", s.planned)?;
-        }
-        if s.other_shards > 0 {
-            write!(out, " ({} pairs left to other shards)", s.other_shards)?;
-        }
-        writeln!(out)
-    }
-}
-
-fn label(o: Outcome) -> &'static str {
-    match o {
-        Outcome::UpToDate => "upToDate",
-        Outcome::Rejected => "rejected",
-        Outcome::Planned => "planned",
-        _ => "copied",
-    }
 }
 
 /// The stable shard of a pair: the same on every machine and run.
@@ -198,7 +73,7 @@ pub async fn sync(
                     source: job.source.to_string(),
                     destination: job.destination.to_string(),
                     dry_run: settings.dry_run,
-                    exit_code: e.exit_code(),
+                    exit_code: e.exit_code().code(),
                     error: format!("{}:{}: {e}", config.path.display(), job.line),
                 }));
                 if settings.fail_fast {
@@ -256,7 +131,7 @@ pub async fn sync(
                         source: src.to_string(),
                         destination: dst.to_string(),
                         dry_run: settings.dry_run,
-                        exit_code: e.exit_code(),
+                        exit_code: e.exit_code().code(),
                         error: crate::error::chain(&e),
                     }));
                     if settings.fail_fast {
@@ -307,7 +182,7 @@ async fn resolve_tags(
                 tags.truncate(*n);
             }
             if tags.is_empty() {
-                return Err(Error::Failed(format!(
+                return Err(Error::NotFound(format!(
                     "no tag of {} matches the regex {}",
                     job.source,
                     regex.as_str()
@@ -337,30 +212,33 @@ fn lock_destinations(config: &Config) -> Result<Vec<File>, Error> {
     let mut locks = Vec::new();
     for path in paths {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Failed(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::Io {
+                what: "cannot create",
+                path: parent.to_path_buf(),
+                source: e,
+            })?;
         }
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| {
-                Error::Failed(format!("cannot open the lock file {}: {e}", path.display()))
+            .map_err(|e| Error::Io {
+                what: "cannot open the lock file",
+                path: path.clone(),
+                source: e,
             })?;
         match file.try_lock() {
             Ok(()) => locks.push(file),
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Failed(format!(
-                    "another mirror sync is writing there (it holds {}): wait for it to finish, then run again",
-                    path.display()
-                )));
+                return Err(Error::Locked(path));
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::Failed(format!(
-                    "cannot lock {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::Io {
+                    what: "cannot lock",
+                    path,
+                    source: e,
+                });
             }
         }
     }

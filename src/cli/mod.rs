@@ -13,14 +13,18 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::error::Error;
-use crate::report::{Outcome, Report};
+use crate::report::Report;
 use args::{Cli, Command, CopyArgs, FormatArg, InspectArgs, ProgressArg, SyncArgs};
 
 /// Run the program; returns the exit code.
 pub fn main() -> i32 {
     let usage_error = |e: clap::Error| {
         let _ = e.print();
-        if e.use_stderr() { 2 } else { 0 }
+        if e.use_stderr() {
+            crate::error::ExitCode::Usage.code()
+        } else {
+            0
+        }
     };
     let matches = match docs::with_hidden().try_get_matches() {
         Ok(m) => m,
@@ -37,10 +41,11 @@ pub fn main() -> i32 {
                 }
                 0
             }
-            Err(e) => fail(&Error::Failed(format!(
-                "cannot write the docs under {}: {e}",
-                dir.display()
-            ))),
+            Err(e) => fail(&Error::Io {
+                what: "cannot write the docs under",
+                path: dir.clone(),
+                source: e,
+            }),
         };
     }
     let cli = match Cli::from_arg_matches(&matches) {
@@ -105,25 +110,15 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
             if let Err(e) = emit(&report, args) {
                 return fail(&e);
             }
-            match report.index.outcome {
-                Outcome::Rejected => 3,
-                _ => 0,
-            }
+            report.index.outcome.exit_code().code()
         }
         Err(e @ Error::Interrupted) => {
-            let partial = serde_json::json!({
-                "version": 1,
-                "source": cmd.source.to_string(),
-                "destination": cmd.destination.to_string(),
-                "dryRun": dry_run,
-                "index": null,
-                "entries": [],
-                "blobs": tally.blobs(),
-                "referrers": [],
-                "rejection": null,
-                "warnings": [],
-                "error": "interrupted",
-            });
+            let partial = crate::report::interrupted_copy(
+                &cmd.source.to_string(),
+                &cmd.destination.to_string(),
+                dry_run,
+                &tally.progress(),
+            );
             write_partial(&partial, args.report.as_deref(), args.format, &e)
         }
         Err(e) => fail(&e),
@@ -219,16 +214,16 @@ impl Tally {
 
     /// `plannedCount`/`plannedBytes`: the blobs execution set out to move (missing at the
     /// destination); `transferred*`, `mounted*`: those that arrived before the interruption.
-    fn blobs(&self) -> serde_json::Value {
+    fn progress(&self) -> crate::report::Progress {
         use std::sync::atomic::Ordering::Relaxed;
-        serde_json::json!({
-            "plannedCount": self.planned_count.load(Relaxed),
-            "plannedBytes": self.planned_bytes.load(Relaxed),
-            "transferredCount": self.transferred_count.load(Relaxed),
-            "transferredBytes": self.transferred_bytes.load(Relaxed),
-            "mountedCount": self.mounted_count.load(Relaxed),
-            "manifestsPushed": self.manifests_pushed.load(Relaxed),
-        })
+        crate::report::Progress {
+            planned_count: self.planned_count.load(Relaxed),
+            planned_bytes: self.planned_bytes.load(Relaxed),
+            transferred_count: self.transferred_count.load(Relaxed),
+            transferred_bytes: self.transferred_bytes.load(Relaxed),
+            mounted_count: self.mounted_count.load(Relaxed),
+            manifests_pushed: self.manifests_pushed.load(Relaxed),
+        }
     }
 }
 
@@ -281,7 +276,11 @@ fn run_inspect(args: &InspectArgs) -> i32 {
     match inspect::write(&inspection, args.format, &mut out).and_then(|_| out.flush()) {
         Ok(()) => 0,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => fail(&Error::Failed(format!("cannot write to stdout: {e}"))),
+        Err(e) => fail(&Error::Io {
+            what: "cannot write to",
+            path: "stdout".into(),
+            source: e,
+        }),
     }
 }
 
@@ -310,15 +309,7 @@ fn run_sync(args: &SyncArgs) -> i32 {
     settle(&rt, &result);
     renderer.finish();
     if let Err(e @ Error::Interrupted) = &result {
-        // The images finished before the signal are at their destinations; which ones is not
-        // known here, so `images` is empty and `summary` null: rerun the sync to get both.
-        let partial = serde_json::json!({
-            "version": 1,
-            "images": [],
-            "summary": null,
-            "blobs": tally.blobs(),
-            "error": "interrupted",
-        });
+        let partial = crate::report::interrupted_sync(&tally.progress());
         return write_partial(&partial, args.report.as_deref(), args.format, e);
     }
     match result {
@@ -331,7 +322,7 @@ fn run_sync(args: &SyncArgs) -> i32 {
                 &|out| report.write_text(out),
             );
             match written {
-                Ok(()) => report.exit_code(),
+                Ok(()) => report.exit_code().code(),
                 Err(e) => fail(&e),
             }
         }
@@ -382,11 +373,10 @@ fn write_report(
     if let Some(path) = file {
         let mut buf = Vec::new();
         json(&mut buf).expect("writing to memory");
-        std::fs::write(path, buf).map_err(|e| {
-            Error::Failed(format!(
-                "cannot write the report to {}: {e}",
-                path.display()
-            ))
+        std::fs::write(path, buf).map_err(|e| Error::Io {
+            what: "cannot write the report to",
+            path: path.to_path_buf(),
+            source: e,
         })?;
     }
     let mut out = std::io::stdout().lock();
@@ -399,7 +389,11 @@ fn write_report(
         Ok(()) => Ok(()),
         // A closed pipe (`| head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::Failed(format!("cannot write the report: {e}"))),
+        Err(e) => Err(Error::Io {
+            what: "cannot write the report to",
+            path: "stdout".into(),
+            source: e,
+        }),
     }
 }
 
@@ -424,6 +418,9 @@ fn fail(e: &Error) -> i32 {
         }
         src = inner.source();
     }
+    if let Some(advice) = e.advice() {
+        msg.push_str(&format!("\n  hint: {}", render::advice(advice)));
+    }
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
-    e.exit_code()
+    e.exit_code().code()
 }

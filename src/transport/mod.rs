@@ -10,6 +10,7 @@ pub mod archive;
 pub mod auth;
 mod error;
 pub mod layout;
+pub mod memory;
 pub mod registry;
 
 pub use error::{Fix, Hint, RegistryErrorItem, Side, TransportError, chain};
