@@ -464,3 +464,323 @@ async fn stream_blob(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    //! Executing plans on in-memory registries (`crate::testkit`): order, dedup, verification,
+    //! retries, mounts, refusals and interruption, with no network.
+
+    use super::*;
+    use crate::oci::Digest;
+    use crate::plan::{Plan, plan};
+    use crate::reference::Target;
+    use crate::testkit::{self, Call, Recorder, SparseRule, exec, images, plan_options, position};
+
+    const THREE: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/s390x"];
+
+    async fn plan_between(w: &testkit::World, dst_repo: &str, platforms: &[&str]) -> Plan {
+        plan(
+            &w.src.repo("app"),
+            &Target::Tag("v1".into()),
+            &w.dst.repo(dst_repo),
+            Some("v1".into()),
+            &plan_options(platforms),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn run(w: &testkit::World, plan: &Plan) -> Result<(RootResult, Executed), Error> {
+        execute(
+            plan,
+            &w.src.repo("app"),
+            &w.dst.repo("app"),
+            &exec(),
+            &*Recorder::new(),
+        )
+        .await
+    }
+
+    fn accept_sparse(w: &testkit::World) {
+        w.dst.set(|b| b.sparse = SparseRule::Accept);
+    }
+
+    #[tokio::test]
+    async fn blobs_then_children_then_the_index_and_the_tag_last() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        let img = images::index(&w.src, "app", "v1", &THREE, true);
+        let plan = plan_between(&w, "app", &["linux/amd64", "linux/arm64"]).await;
+        let (result, _) = run(&w, &plan).await.unwrap();
+        assert!(matches!(result, RootResult::Pushed));
+        let writes = w.dst.writes();
+        let last_blob = writes
+            .iter()
+            .rposition(|c| matches!(c, Call::PutBlob(..)))
+            .unwrap();
+        let first_manifest = position(&writes, |c| matches!(c, Call::PutManifest { .. }));
+        assert!(last_blob < first_manifest, "{writes:#?}");
+        let index_at = position(
+            &writes,
+            |c| matches!(c, Call::PutManifest { digest, .. } if *digest == img.index.digest),
+        );
+        assert_eq!(
+            index_at,
+            writes.len() - 1,
+            "the index is the last write: {writes:#?}"
+        );
+        assert!(matches!(&writes[index_at], Call::PutManifest { tag: Some(t), .. } if t == "v1"));
+        assert_eq!(w.dst.tag("app", "v1"), Some(img.index.digest.clone()));
+        // Exact bytes: the destination's index is the source's.
+        assert_eq!(
+            w.dst.manifest("app", &img.index.digest).unwrap().bytes,
+            img.index.bytes
+        );
+        assert!(!w.dst.has_manifest("app", &img.child("linux/s390x").digest));
+    }
+
+    #[tokio::test]
+    async fn a_blob_shared_by_platforms_moves_once() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        images::index(&w.src, "app", "v1", &THREE, false);
+        let plan = plan_between(&w, "app", &[]).await;
+        let (_, done) = run(&w, &plan).await.unwrap();
+        let puts: Vec<Digest> = w
+            .dst
+            .writes()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::PutBlob(_, d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let unique: std::collections::BTreeSet<&Digest> = puts.iter().collect();
+        assert_eq!(puts.len(), unique.len(), "{puts:#?}");
+        assert_eq!(done.transferred_count as usize, plan.blobs.len());
+        assert_eq!(done.transferred_bytes, plan.blob_totals().bytes);
+    }
+
+    #[tokio::test]
+    async fn a_rerun_moves_no_blob_and_is_up_to_date() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        images::index(&w.src, "app", "v1", &THREE, false);
+        run(&w, &plan_between(&w, "app", &["linux/arm64"]).await)
+            .await
+            .unwrap();
+        w.dst.clear_log();
+        let again = plan_between(&w, "app", &["linux/arm64"]).await;
+        assert!(again.up_to_date);
+        let (result, done) = run(&w, &again).await.unwrap();
+        assert!(matches!(result, RootResult::UpToDate));
+        assert_eq!(done.transferred_count, 0);
+        assert!(w.dst.writes().is_empty(), "{:#?}", w.dst.writes());
+    }
+
+    #[tokio::test]
+    async fn corrupt_source_bytes_stop_the_image_before_anything_is_stored_or_tagged() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        let img = images::index(&w.src, "app", "v1", &THREE[..1], false);
+        let layer = img.blobs[&img.child("linux/amd64").digest][2]
+            .digest
+            .clone();
+        w.src.set(|b| {
+            b.corrupt_blobs.insert(layer.clone());
+        });
+        let plan = plan_between(&w, "app", &[]).await;
+        let err = run(&w, &plan).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Transport {
+                    source: TransportError::Content(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(layer.as_str()), "{err}");
+        assert!(!w.dst.has_blob_in("app", &layer));
+        assert_eq!(w.dst.tag("app", "v1"), None);
+        assert!(
+            !w.dst
+                .writes()
+                .iter()
+                .any(|c| matches!(c, Call::PutManifest { .. }))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_blob_upload_is_retried_and_the_copy_succeeds() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        images::index(&w.src, "app", "v1", &THREE[..1], false);
+        w.dst.set(|b| b.fail_blob_puts = 2);
+        let plan = plan_between(&w, "app", &[]).await;
+        let events = Recorder::new();
+        let (result, _) = execute(
+            &plan,
+            &w.src.repo("app"),
+            &w.dst.repo("app"),
+            &exec(),
+            &*events,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(result, RootResult::Pushed));
+        assert_eq!(
+            events
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("retry"))
+                .count(),
+            2
+        );
+        for b in &plan.blobs {
+            assert!(w.dst.has_blob_in("app", &b.digest));
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_stay_bounded_and_the_tag_is_not_moved() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        images::index(&w.src, "app", "v1", &THREE[..1], false);
+        w.dst.set(|b| b.fail_blob_puts = 1000);
+        let plan = plan_between(&w, "app", &[]).await;
+        let err = run(&w, &plan).await.unwrap_err();
+        assert!(err.to_string().contains("HTTP 503"), "{err}");
+        let puts = w
+            .dst
+            .writes()
+            .iter()
+            .filter(|c| matches!(c, Call::PutBlob(..)))
+            .count();
+        // Each of the 3 blobs: one try and `retry_times` (2) more at most.
+        assert!(puts <= 3 * 3, "{puts}");
+        assert_eq!(w.dst.tag("app", "v1"), None);
+    }
+
+    #[tokio::test]
+    async fn within_one_registry_blobs_are_mounted_not_copied() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        images::index(&w.src, "app", "v1", &THREE[..2], false);
+        let src = w.src.repo("app");
+        let dst = w.src.repo("mirror/app");
+        let plan = plan(
+            &src,
+            &Target::Tag("v1".into()),
+            &dst,
+            Some("v1".into()),
+            &plan_options(&[]),
+        )
+        .await
+        .unwrap();
+        w.src.set(|b| b.sparse = SparseRule::Accept);
+        let (result, done) = execute(&plan, &src, &dst, &exec(), &*Recorder::new())
+            .await
+            .unwrap();
+        assert!(matches!(result, RootResult::Pushed));
+        assert_eq!(done.transferred_count, 0);
+        assert_eq!(done.mounted_count as usize, plan.blobs.len());
+        assert!(!w.src.log().iter().any(|c| matches!(c, Call::GetBlob(..))));
+    }
+
+    #[tokio::test]
+    async fn a_refused_sparse_index_is_returned_with_the_registry_errors_and_no_tag() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &THREE, false);
+        let plan = plan_between(&w, "app", &["linux/amd64"]).await;
+        let (result, _) = run(&w, &plan).await.unwrap();
+        let RootResult::Refused {
+            digest,
+            status,
+            errors,
+        } = result
+        else {
+            panic!("{result:?}")
+        };
+        assert_eq!((digest, status), (img.index.digest.clone(), 400));
+        let named: Vec<&str> = errors.iter().map(|e| e.detail.as_str()).collect();
+        assert_eq!(named.len(), 2);
+        for p in ["linux/arm64", "linux/s390x"] {
+            assert!(named.contains(&img.child(p).digest.as_str()), "{named:?}");
+        }
+        // The kept child is there by digest; the index and the tag are not.
+        assert!(w.dst.has_manifest("app", &img.child("linux/amd64").digest));
+        assert!(!w.dst.has_manifest("app", &img.index.digest));
+        assert_eq!(w.dst.tag("app", "v1"), None);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_copy_leaves_no_tag_and_a_rerun_finishes() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        images::index(&w.src, "app", "v1", &THREE, false);
+        let plan = plan_between(&w, "app", &[]).await;
+        w.src.set(|b| b.hold_blob_gets = true);
+        let src = w.src.repo("app");
+        let dst = w.dst.repo("app");
+        let events = Recorder::new();
+        let opts = exec();
+        let copy = execute(&plan, &src, &dst, &opts, &*events);
+        // The copy waits on held downloads; the interrupt (a dropped future) comes first.
+        let interrupted = tokio::time::timeout(std::time::Duration::from_millis(50), copy).await;
+        assert!(interrupted.is_err(), "the copy should still be waiting");
+        assert_eq!(w.dst.tag("app", "v1"), None);
+        assert!(
+            !w.dst
+                .writes()
+                .iter()
+                .any(|c| matches!(c, Call::PutManifest { .. }))
+        );
+        w.src.release();
+        let again = plan_between(&w, "app", &[]).await;
+        let (result, _) = run(&w, &again).await.unwrap();
+        assert!(matches!(result, RootResult::Pushed));
+        assert_eq!(w.dst.tag("app", "v1"), Some(plan.root.digest.clone()));
+    }
+
+    #[tokio::test]
+    async fn referrers_follow_their_subject_into_the_tag_schema_without_a_referrers_api() {
+        let w = testkit::world();
+        accept_sparse(&w);
+        w.src.set(|b| b.referrers_api = true);
+        let img = images::index(&w.src, "app", "v1", &THREE[..2], false);
+        let amd = img.child("linux/amd64").clone();
+        let sbom = images::referrer(&w.src, "app", &amd, "application/spdx+json");
+        let arm_sbom = images::referrer(
+            &w.src,
+            "app",
+            img.child("linux/arm64"),
+            "application/spdx+json",
+        );
+        let plan = plan_between(&w, "app", &["linux/amd64"]).await;
+        run(&w, &plan).await.unwrap();
+        assert!(w.dst.has_manifest("app", &sbom.digest));
+        assert!(
+            !w.dst.has_manifest("app", &arm_sbom.digest),
+            "the dropped platform's SBOM stays"
+        );
+        // The subject went first, and the tag-schema index lists the SBOM.
+        let writes = w.dst.writes();
+        let subject_at = position(
+            &writes,
+            |c| matches!(c, Call::PutManifest { digest, .. } if *digest == amd.digest),
+        );
+        let sbom_at = position(
+            &writes,
+            |c| matches!(c, Call::PutManifest { digest, .. } if *digest == sbom.digest),
+        );
+        assert!(subject_at < sbom_at);
+        let tag = crate::referrers::digest_tag(&amd.digest);
+        let listed = w
+            .dst
+            .manifest("app", &w.dst.tag("app", &tag).expect("a referrers tag"))
+            .unwrap();
+        assert!(String::from_utf8_lossy(&listed.bytes).contains(sbom.digest.as_str()));
+    }
+}

@@ -42,3 +42,6 @@ pub mod report;
 pub mod select;
 pub mod sync;
 pub mod transport;
+
+#[cfg(test)]
+mod testkit;

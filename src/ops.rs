@@ -372,3 +372,259 @@ pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error>
     let root = strip(&root_raw, &replace)?.unwrap_or(root_raw);
     Ok((nested, root))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Whole copies and the sparse-rejection policies on in-memory registries.
+
+    use super::*;
+    use crate::testkit::{self, Recorder, SparseRule, images, reference, settings};
+
+    const FIVE: [&str; 5] = [
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/s390x",
+        "linux/ppc64le",
+    ];
+    const KEEP: [&str; 2] = ["linux/amd64", "linux/arm64"];
+
+    async fn copy(
+        w: &testkit::World,
+        platforms: &[&str],
+        policy: OnSparseReject,
+        tweak: impl FnOnce(&mut CopySettings),
+    ) -> Result<Report, Error> {
+        let mut s = settings(platforms, policy);
+        tweak(&mut s);
+        copy_image(
+            &w.opener,
+            &reference("docker://src.test/app:v1"),
+            &reference("docker://dst.test/app:v1"),
+            &s,
+            Recorder::new(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_sparse_index_is_pushed_byte_for_byte_where_the_registry_accepts_it() {
+        let w = testkit::world();
+        w.dst.set(|b| b.sparse = SparseRule::Accept);
+        let img = images::index(&w.src, "app", "v1", &FIVE, true);
+        let r = copy(&w, &KEEP, OnSparseReject::Report, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Pushed);
+        assert_eq!(r.index.pushed_digest.as_ref(), Some(&img.index.digest));
+        assert_eq!(w.dst.tag("app", "v1"), Some(img.index.digest.clone()));
+        assert!(r.rejection.is_none());
+        let kept: Vec<&Digest> = KEEP.iter().map(|p| &img.child(p).digest).collect();
+        let attest: Vec<&Digest> = kept.iter().map(|d| &img.attestations[*d].digest).collect();
+        let all: Vec<&Digest> = kept.iter().chain(&attest).copied().collect();
+        assert_eq!(r.blobs.totals.transferred_bytes, img.blob_bytes(&all));
+        assert_eq!(r.source, "docker://src.test/app:v1");
+    }
+
+    #[tokio::test]
+    async fn report_stops_with_the_registry_errors_and_prices_both_ways_forward() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let r = copy(&w, &KEEP, OnSparseReject::Report, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Rejected);
+        assert_eq!(r.index.outcome.exit_code(), crate::error::ExitCode::Partial);
+        let rej = r.rejection.as_ref().unwrap();
+        assert_eq!(rej.status, 400);
+        assert_eq!(rej.errors.len(), 3);
+        assert!(rej.errors.iter().all(|e| e.code == "MANIFEST_BLOB_UNKNOWN"));
+        assert!(rej.complete_possible);
+        assert_eq!(rej.complete_extra_entries, 3);
+        // `complete` would add the dropped children's blobs not already there and their manifests.
+        let dropped: Vec<&Digest> = FIVE[2..].iter().map(|p| &img.child(p).digest).collect();
+        let kept: Vec<&Digest> = KEEP.iter().map(|p| &img.child(p).digest).collect();
+        let all: Vec<&Digest> = kept.iter().chain(&dropped).copied().collect();
+        let manifests: u64 = FIVE[2..].iter().map(|p| img.child(p).size()).sum();
+        let extra_blobs = img.blob_bytes(&all) - img.blob_bytes(&kept);
+        assert_eq!(rej.complete_extra_bytes, extra_blobs + manifests);
+        // And `strip` would push exactly this digest.
+        let (_, stripped) = strip_tree(
+            &plan::plan(
+                &w.src.repo("app"),
+                &Target::Tag("v1".into()),
+                &w.dst.repo("app"),
+                Some("v1".into()),
+                &testkit::plan_options(&KEEP),
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rej.stripped_digest, stripped.digest);
+        assert_eq!(w.dst.tag("app", "v1"), None);
+        for p in KEEP {
+            assert!(w.dst.has_manifest("app", &img.child(p).digest));
+        }
+    }
+
+    #[tokio::test]
+    async fn complete_copies_the_dropped_entries_and_keeps_the_digest() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let r = copy(&w, &KEEP, OnSparseReject::Complete, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Completed);
+        assert_eq!(w.dst.tag("app", "v1"), Some(img.index.digest.clone()));
+        for (_, m) in &img.children {
+            assert!(w.dst.has_manifest("app", &m.digest));
+        }
+        assert!(
+            r.warnings.iter().any(|w| w.contains("3 dropped entries")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[tokio::test]
+    async fn strip_pushes_an_index_of_the_kept_entries_under_the_tag() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let r = copy(&w, &KEEP, OnSparseReject::Strip, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Stripped);
+        let pushed = r.index.pushed_digest.clone().unwrap();
+        assert_ne!(pushed, img.index.digest);
+        assert_eq!(w.dst.tag("app", "v1"), Some(pushed.clone()));
+        let stripped = w.dst.manifest("app", &pushed).unwrap();
+        let Ok(oci::Manifest::Index(index)) = stripped.parse() else {
+            panic!("not an index")
+        };
+        let listed: Vec<&Digest> = index.manifests.iter().map(|d| &d.digest).collect();
+        let kept: Vec<&Digest> = KEEP.iter().map(|p| &img.child(p).digest).collect();
+        assert_eq!(listed, kept);
+    }
+
+    #[tokio::test]
+    async fn complete_from_a_sparse_source_fails_and_advises_strip() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        w.src
+            .remove_manifest("app", &img.child("linux/s390x").digest);
+        let err = copy(&w, &KEEP, OnSparseReject::Complete, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Fallback { .. }), "{err:?}");
+        assert_eq!(err.advice(), Some(crate::error::Advice::StripPolicy));
+        assert!(
+            err.to_string()
+                .contains(img.child("linux/s390x").digest.as_str()),
+            "{err}"
+        );
+        assert_eq!(w.dst.tag("app", "v1"), None);
+    }
+
+    #[tokio::test]
+    async fn a_rule_that_demands_a_platform_is_a_sparse_rejection_naming_only_it() {
+        let w = testkit::world();
+        w.dst
+            .set(|b| b.sparse = SparseRule::Require(vec![images::platform_of("linux/s390x")]));
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let r = copy(&w, &KEEP, OnSparseReject::Report, |_| {})
+            .await
+            .unwrap();
+        let rej = r.rejection.unwrap();
+        let named: Vec<&str> = rej.errors.iter().map(|e| e.detail.as_str()).collect();
+        assert_eq!(named, vec![img.child("linux/s390x").digest.as_str()]);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_naming_a_kept_child_or_another_code_is_not_a_sparse_rejection() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let plan = plan::plan(
+            &w.src.repo("app"),
+            &Target::Tag("v1".into()),
+            &w.dst.repo("app"),
+            Some("v1".into()),
+            &testkit::plan_options(&KEEP),
+        )
+        .await
+        .unwrap();
+        let kept_item = crate::transport::RegistryErrorItem {
+            code: "MANIFEST_BLOB_UNKNOWN".into(),
+            message: String::new(),
+            detail: img.child("linux/amd64").digest.to_string(),
+        };
+        assert!(!is_sparse_rejection(
+            &plan,
+            std::slice::from_ref(&kept_item)
+        ));
+        let other = crate::transport::RegistryErrorItem {
+            code: "DENIED".into(),
+            ..kept_item
+        };
+        assert!(!is_sparse_rejection(&plan, &[other]));
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_the_plan_and_writes_nothing() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FIVE, true);
+        let r = copy(&w, &KEEP, OnSparseReject::Report, |s| s.dry_run = true)
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Planned);
+        assert!(r.dry_run);
+        assert!(r.blobs.totals.transferred_bytes > 0);
+        assert!(w.dst.writes().is_empty());
+        assert!(w.src.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_destination_digest_must_be_the_source_digest() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FIVE[..1], false);
+        let other = Digest::sha256(b"something else");
+        let err = copy_image(
+            &w.opener,
+            &reference("docker://src.test/app:v1"),
+            &reference(&format!("docker://dst.test/app@{other}")),
+            &settings(&[], OnSparseReject::Report),
+            Recorder::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Usage(m) if m.contains(other.as_str())),
+            "{err}"
+        );
+        assert!(w.dst.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_copy_is_up_to_date_without_blob_traffic() {
+        let w = testkit::world();
+        w.dst.set(|b| b.sparse = SparseRule::Accept);
+        images::index(&w.src, "app", "v1", &FIVE, true);
+        copy(&w, &KEEP, OnSparseReject::Report, |_| {})
+            .await
+            .unwrap();
+        w.dst.clear_log();
+        w.src.clear_log();
+        let r = copy(&w, &KEEP, OnSparseReject::Report, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::UpToDate);
+        assert_eq!(r.blobs.totals.transferred_count, 0);
+        assert!(w.dst.writes().is_empty());
+        assert!(
+            !w.src
+                .log()
+                .iter()
+                .any(|c| matches!(c, testkit::Call::GetBlob(..)))
+        );
+    }
+}

@@ -889,3 +889,267 @@ async fn check_single_platform(
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Planning on in-memory registries (`crate::testkit`): no network, no disk.
+
+    use super::*;
+    use crate::testkit::{self, Call, images, plan_options};
+
+    const FIVE: [&str; 5] = [
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/s390x",
+        "linux/ppc64le",
+    ];
+
+    async fn plan_of(
+        w: &testkit::World,
+        platforms: &[&str],
+        opts: impl FnOnce(&mut PlanOptions),
+    ) -> Result<Plan, Error> {
+        let mut o = plan_options(platforms);
+        opts(&mut o);
+        plan(
+            &w.src.repo("app"),
+            &Target::Tag("v1".into()),
+            &w.dst.repo("app"),
+            Some("v1".into()),
+            &o,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_sparse_selection_keeps_the_requested_platforms_and_their_attestations() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, true);
+        let plan = plan_of(&w, &["linux/amd64", "linux/arm64"], |_| {})
+            .await
+            .unwrap();
+        let kept: BTreeSet<Digest> = plan.kept_digests();
+        let amd = &img.child("linux/amd64").digest;
+        let arm = &img.child("linux/arm64").digest;
+        let want: BTreeSet<Digest> = [
+            amd.clone(),
+            arm.clone(),
+            img.attestations[amd].digest.clone(),
+            img.attestations[arm].digest.clone(),
+        ]
+        .into();
+        assert_eq!(kept, want);
+        assert!(plan.is_sparse());
+        assert_eq!(plan.dropped().count(), 6);
+        assert_eq!(plan.kind, RootKind::Index);
+        assert_eq!(plan.root.digest, img.index.digest);
+        // Every kept manifest is planned with the exact bytes the source holds.
+        for m in &plan.manifests {
+            assert_eq!(
+                m.raw.as_ref().unwrap().bytes,
+                w.src.manifest("app", &m.digest).unwrap().bytes
+            );
+        }
+        assert_eq!(plan.manifests.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_blob_shared_by_platforms_is_planned_once_with_every_user() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE[..3], false);
+        let plan = plan_of(&w, &[], |_| {}).await.unwrap();
+        let digests: Vec<&Digest> = plan.blobs.iter().map(|b| &b.digest).collect();
+        let unique: BTreeSet<&Digest> = digests.iter().copied().collect();
+        assert_eq!(digests.len(), unique.len(), "each blob once");
+        let base = &img.blobs[&img.child("linux/amd64").digest][1];
+        let shared = plan.blobs.iter().find(|b| b.digest == base.digest).unwrap();
+        assert_eq!(shared.used_by.len(), 3, "{:?}", shared.used_by);
+        let children: Vec<&Digest> = img.children.iter().map(|(_, m)| &m.digest).collect();
+        assert_eq!(plan.blob_totals().bytes, img.blob_bytes(&children));
+    }
+
+    #[tokio::test]
+    async fn blobs_the_destination_has_are_marked_present_and_not_counted_to_transfer() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE[..2], false);
+        let amd = img.child("linux/amd64").digest.clone();
+        // The destination already holds the amd64 blobs (by digest).
+        let amd_blobs: BTreeSet<Digest> =
+            img.blobs[&amd].iter().map(|b| b.digest.clone()).collect();
+        for d in &amd_blobs {
+            w.dst
+                .put_blob_bytes("app", w.src.blob_bytes("app", d).unwrap());
+        }
+        let plan = plan_of(&w, &[], |_| {}).await.unwrap();
+        for b in &plan.blobs {
+            assert_eq!(b.present, amd_blobs.contains(&b.digest), "{}", b.digest);
+        }
+        let t = plan.blob_totals();
+        assert_eq!(t.present_count, 3);
+        assert_eq!(t.transferred_count, t.count - 3);
+    }
+
+    #[tokio::test]
+    async fn a_requested_platform_the_index_lacks_is_an_error_naming_what_it_has() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FIVE[..2], false);
+        let err = plan_of(&w, &["linux/riscv64"], |_| {}).await.unwrap_err();
+        let Error::PlatformMissing { message, advice } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(message.contains("linux/riscv64"), "{message}");
+        assert!(
+            message.contains("linux/amd64") && message.contains("linux/arm64"),
+            "{message}"
+        );
+        assert_eq!(*advice, Some(crate::error::Advice::SkipMissingPlatforms));
+        assert!(w.dst.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn skip_missing_platforms_turns_an_absent_platform_into_a_warning() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FIVE[..2], false);
+        let plan = plan_of(&w, &["linux/amd64", "linux/riscv64"], |o| {
+            o.skip_missing_platforms = true
+        })
+        .await
+        .unwrap();
+        assert_eq!(plan.kept_digests().len(), 1);
+        assert!(
+            plan.warnings.iter().any(|w| w.contains("linux/riscv64")),
+            "{:?}",
+            plan.warnings
+        );
+        // But not when nothing requested is there.
+        let err = plan_of(&w, &["linux/riscv64"], |o| o.skip_missing_platforms = true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::PlatformMissing { advice: None, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_child_the_source_lacks_is_an_error_naming_it() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE[..2], false);
+        let arm = img.child("linux/arm64").digest.clone();
+        w.src.remove_manifest("app", &arm);
+        let err = plan_of(&w, &[], |_| {}).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::SourceIncomplete(m) if m.contains(arm.as_str())),
+            "{err}"
+        );
+        // Selecting around the hole works.
+        assert!(plan_of(&w, &["linux/amd64"], |_| {}).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_missing_tag_is_not_found_and_lists_the_tags_there() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v2", &FIVE[..1], false);
+        let err = plan_of(&w, &[], |_| {}).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound(m) if m.contains("v1 not found") && m.contains("v2")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn up_to_date_needs_the_tag_on_the_source_digest_and_every_kept_child() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE[..3], false);
+        // The destination has the index under the tag and the two kept children.
+        for p in ["linux/amd64", "linux/arm64"] {
+            w.dst.put_manifest_raw("app", img.child(p), None);
+        }
+        w.dst.put_manifest_raw("app", &img.index, Some("v1"));
+        let plan = plan_of(&w, &["linux/amd64", "linux/arm64"], |_| {})
+            .await
+            .unwrap();
+        assert!(plan.up_to_date);
+        assert_eq!(plan.destination_digest.as_ref(), Some(&img.index.digest));
+        assert_eq!(plan.manifest_bytes_to_push(), 0);
+        // No child manifest was read at the source for a no-op.
+        let gets = w
+            .src
+            .log()
+            .into_iter()
+            .filter(|c| matches!(c, Call::GetManifest(_, t) if t.starts_with("sha256:")))
+            .count();
+        assert_eq!(gets, 0, "{:#?}", w.src.log());
+        // One kept child missing: not up to date.
+        w.dst
+            .remove_manifest("app", &img.child("linux/arm64").digest);
+        let plan = plan_of(&w, &["linux/amd64", "linux/arm64"], |_| {})
+            .await
+            .unwrap();
+        assert!(!plan.up_to_date);
+    }
+
+    #[tokio::test]
+    async fn a_single_platform_image_is_planned_as_is_and_checked_against_platform() {
+        let w = testkit::world();
+        let m = images::single(&w.src, "app", "linux/arm64", "one");
+        w.src.put_manifest_raw("app", &m, Some("v1"));
+        let plan = plan_of(&w, &["linux/arm64"], |_| {}).await.unwrap();
+        assert_eq!(plan.kind, RootKind::Single);
+        assert_eq!(plan.blobs.len(), 3);
+        assert!(plan.entries.is_empty());
+        let err = plan_of(&w, &["linux/amd64"], |_| {}).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::PlatformMissing { message, .. } if message.contains("linux/arm64")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn attestations_all_and_none_override_binding() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FIVE[..3], true);
+        let all = plan_of(&w, &["linux/amd64"], |o| {
+            o.selection.attestations = select::Attestations::All
+        })
+        .await
+        .unwrap();
+        assert_eq!(all.kept_digests().len(), 1 + 3);
+        let none = plan_of(&w, &["linux/amd64"], |o| {
+            o.selection.attestations = select::Attestations::None
+        })
+        .await
+        .unwrap();
+        assert_eq!(none.kept_digests().len(), 1);
+        assert!(none.entries.iter().all(
+            |e| e.keep == (e.attests.is_none() && e.platform.as_deref() == Some("linux/amd64"))
+        ));
+    }
+
+    #[tokio::test]
+    async fn blobs_an_earlier_bundle_delivered_are_left_out() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE[..1], false);
+        let first = img.blobs[&img.child("linux/amd64").digest][0].clone();
+        let plan = plan_of(&w, &[], |o| {
+            o.delivered = Some(std::sync::Arc::new(
+                [(first.digest.clone(), first.size)].into(),
+            ))
+        })
+        .await
+        .unwrap();
+        let t = plan.blob_totals();
+        assert_eq!((t.omitted_count, t.omitted_bytes), (1, first.size));
+        assert_eq!(t.transferred_count, 2);
+    }
+
+    #[tokio::test]
+    async fn planning_writes_nothing_anywhere() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FIVE, true);
+        plan_of(&w, &["linux/amd64"], |_| {}).await.unwrap();
+        assert!(w.src.writes().is_empty());
+        assert!(w.dst.writes().is_empty());
+    }
+}

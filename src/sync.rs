@@ -270,4 +270,166 @@ mod tests {
             "40 pairs reach every shard"
         );
     }
+
+    // Whole syncs on in-memory registries.
+
+    use crate::report::ImageResult;
+    use crate::testkit::{self, Call, Recorder, SparseRule, images};
+
+    fn config(yaml: &str) -> Config {
+        crate::config::parse(yaml, std::path::Path::new("sync.yaml")).unwrap()
+    }
+
+    fn sync_settings() -> SyncSettings {
+        SyncSettings {
+            dry_run: false,
+            fail_fast: false,
+            state: None,
+            shard: None,
+            jobs: 4,
+            retry_times: 1,
+            source: RegistryOptions::default(),
+            destination: RegistryOptions::default(),
+        }
+    }
+
+    const THREE: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/s390x"];
+
+    /// Three images, each with two tags, at the source; the destination accepts sparse indexes.
+    fn three_images() -> (testkit::World, Config) {
+        let w = testkit::world();
+        w.dst.set(|b| b.sparse = SparseRule::Accept);
+        for name in ["a", "b", "c"] {
+            for tag in ["1.0", "1.1"] {
+                images::index(&w.src, name, tag, &THREE, true);
+            }
+        }
+        let c = config(
+            "version: 1\n\
+             defaults: {platforms: [linux/amd64, linux/arm64]}\n\
+             images:\n\
+             - {source: docker://src.test/a, destination: docker://dst.test/m/a, tags: ['1.0', '1.1']}\n\
+             - {source: docker://src.test/b, destination: docker://dst.test/m/b, tags: {regex: '^1\\.', latest: 1}}\n\
+             - {source: docker://src.test/c, destination: docker://dst.test/m/c, tags: ['1.0']}\n",
+        );
+        (w, c)
+    }
+
+    fn outcomes(r: &SyncReport) -> Vec<String> {
+        r.images
+            .iter()
+            .map(|i| match i {
+                ImageResult::Done(r) => format!("{} {:?}", r.source, r.index.outcome),
+                ImageResult::Failed(f) => format!("{} failed", f.source),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_image_and_tag_is_copied_and_reported_in_config_order() {
+        let (w, c) = three_images();
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes(&r),
+            [
+                "docker://src.test/a:1.0 Pushed",
+                "docker://src.test/a:1.1 Pushed",
+                "docker://src.test/b:1.1 Pushed",
+                "docker://src.test/c:1.0 Pushed",
+            ]
+        );
+        assert_eq!((r.summary.copied, r.summary.failed), (4, 0));
+        assert_eq!(r.exit_code(), crate::error::ExitCode::Ok);
+        assert_eq!(w.dst.tag("m/b", "1.1"), w.src.tag("b", "1.1"));
+        assert_eq!(
+            w.dst.tag("m/b", "1.0"),
+            None,
+            "latest: 1 takes only the newest"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rerun_is_up_to_date_with_no_blob_traffic_and_no_writes() {
+        let (w, c) = three_images();
+        sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        w.src.clear_log();
+        w.dst.clear_log();
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.up_to_date, 4, "{:?}", outcomes(&r));
+        assert!(w.dst.writes().is_empty());
+        assert!(!w.src.log().iter().any(|c| matches!(c, Call::GetBlob(..))));
+    }
+
+    #[tokio::test]
+    async fn a_moved_source_tag_is_copied_again() {
+        let (w, c) = three_images();
+        sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        let moved = images::index(&w.src, "c", "1.0", &THREE[..2], false);
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.copied, 1, "{:?}", outcomes(&r));
+        assert_eq!(w.dst.tag("m/c", "1.0"), Some(moved.index.digest));
+    }
+
+    #[tokio::test]
+    async fn one_failing_image_does_not_stop_the_others_unless_fail_fast() {
+        let (w, c) = three_images();
+        let gone = w.src.tag("a", "1.1").unwrap();
+        w.src.remove_manifest("a", &gone);
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.failed, 1);
+        assert_eq!(r.summary.copied, 3);
+        assert_eq!(r.exit_code(), crate::error::ExitCode::Failure);
+        let ImageResult::Failed(f) = &r.images[1] else {
+            panic!("{:?}", outcomes(&r))
+        };
+        assert!(f.error.contains("1.1"), "{}", f.error);
+        assert_eq!(f.exit_code, 1);
+
+        let (w, c) = three_images();
+        w.src.remove_manifest("a", &w.src.tag("a", "1.0").unwrap());
+        let mut s = sync_settings();
+        s.fail_fast = true;
+        let r = sync(&w.opener, &c, &s, Recorder::new()).await.unwrap();
+        assert_eq!(outcomes(&r), ["docker://src.test/a:1.0 failed"]);
+        assert!(w.dst.writes().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_sparse_index_makes_exit_code_3_when_nothing_failed() {
+        let (w, c) = three_images();
+        w.dst.set(|b| b.sparse = SparseRule::Refuse);
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.rejected, 4);
+        assert_eq!(r.exit_code(), crate::error::ExitCode::Partial);
+    }
+
+    #[tokio::test]
+    async fn shards_split_the_pairs_between_workers() {
+        let (w, c) = three_images();
+        let mut total = 0;
+        for k in 0..2 {
+            let mut s = sync_settings();
+            s.shard = Some((k, 2));
+            s.dry_run = true;
+            let r = sync(&w.opener, &c, &s, Recorder::new()).await.unwrap();
+            assert_eq!(r.summary.planned + r.summary.other_shards, 4);
+            total += r.summary.planned;
+        }
+        assert_eq!(total, 4);
+        assert!(w.dst.writes().is_empty(), "a dry run writes nothing");
+    }
 }

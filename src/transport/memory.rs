@@ -213,6 +213,10 @@ impl MemoryRegistry {
             .is_some_and(|r| r.blobs.contains_key(digest))
     }
 
+    pub fn blob_bytes(&self, repo: &str, digest: &Digest) -> Option<Bytes> {
+        self.state().repos.get(repo)?.blobs.get(digest).cloned()
+    }
+
     pub fn tag(&self, repo: &str, tag: &str) -> Option<Digest> {
         self.state().repos.get(repo)?.tags.get(tag).cloned()
     }
