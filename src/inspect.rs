@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::Error;
@@ -25,6 +25,7 @@ use crate::reference::Target;
 use crate::report::human_bytes;
 use crate::select::{self, EntryKind};
 use crate::transport::Transport;
+use crate::walk;
 
 #[derive(Debug, Clone)]
 pub struct InspectOptions {
@@ -229,10 +230,7 @@ pub async fn inspect(
     opts: &InspectOptions,
 ) -> Result<Inspection, Error> {
     let location = src.location();
-    let reference = match target {
-        Target::Tag(t) => format!("{location}:{t}"),
-        Target::Digest(d) => format!("{location}@{d}"),
-    };
+    let reference = walk::reference(&location, target);
     tracing::debug!(%reference, "reading the root manifest");
     let root = src
         .get_manifest(target)
@@ -250,7 +248,7 @@ pub async fn inspect(
         }
     };
     let Some(root) = root else {
-        return Err(not_found(&reference, target, tags.as_deref()));
+        return Err(walk::not_found(&reference, target, tags.as_deref()));
     };
     let parsed = root
         .parse()
@@ -280,7 +278,9 @@ pub async fn inspect(
     };
     match parsed {
         Manifest::Index(index) => {
-            inspection.entries = walker.walk(&index, 1, &mut blob_set).await?;
+            let tree =
+                walk::read_entries(src, &index, 1, walker.jobs, walk::Read::Everything).await?;
+            inspection.entries = walker.nodes(&tree, &mut blob_set).await;
             let mut summary = Summary::default();
             for n in &inspection.entries {
                 summary.count(n);
@@ -310,31 +310,6 @@ pub async fn inspect(
     Ok(inspection)
 }
 
-fn not_found(reference: &str, target: &Target, tags: Option<&[String]>) -> Error {
-    let mut msg = format!("{reference} not found");
-    if let (Target::Tag(_), Some(tags)) = (target, tags) {
-        // Signature and referrer tags (`sha256-<hex>…`) name no image a user asks for.
-        let mut tags: Vec<&str> = tags
-            .iter()
-            .map(String::as_str)
-            .filter(|t| !crate::referrers::is_schema_tag(t))
-            .collect();
-        tags.sort_unstable();
-        if tags.is_empty() {
-            msg.push_str(" (there are no tags)");
-        } else {
-            let more = if tags.len() > 10 {
-                format!(", and {} more", tags.len() - 10)
-            } else {
-                String::new()
-            };
-            tags.truncate(10);
-            msg.push_str(&format!(" (it has: {}{more})", tags.join(", ")));
-        }
-    }
-    Error::NotFound(msg)
-}
-
 struct Walker<'a> {
     src: &'a dyn Transport,
     jobs: usize,
@@ -342,29 +317,18 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// The nodes of `index`'s entries, attestations placed under what they attest.
-    fn walk<'b>(
+    /// The nodes of an index's entries (read by [`walk::read_entries`]), attestations placed
+    /// under what they attest.
+    fn nodes<'b>(
         &'b self,
-        index: &'b oci::Index,
-        depth: usize,
+        entries: &'b [walk::Entry],
         blobs: &'b mut BTreeMap<Digest, u64>,
-    ) -> futures::future::BoxFuture<'b, Result<Vec<Node>, Error>> {
+    ) -> futures::future::BoxFuture<'b, Vec<Node>> {
         Box::pin(async move {
-            if depth > 8 {
-                return Err(Error::invalid(
-                    self.src.location(),
-                    "indexes nested more than 8 deep",
-                ));
-            }
-            let src = self.src;
-            let fetched: Vec<(Descriptor, Option<RawManifest>)> =
-                futures::stream::iter(index.manifests.iter().cloned().map(|d| fetch_child(src, d)))
-                    .buffered(self.jobs)
-                    .try_collect()
-                    .await?;
-            let mut nodes = Vec::with_capacity(fetched.len());
-            for (d, raw) in fetched {
-                let kind = match select::classify(&d) {
+            let mut nodes = Vec::with_capacity(entries.len());
+            for e in entries {
+                let d = &e.descriptor;
+                let kind = match select::classify(d) {
                     EntryKind::Platform => NodeKind::Platform,
                     EntryKind::Attestation(_) => NodeKind::Attestation,
                     EntryKind::Unbound => NodeKind::Unbound,
@@ -380,7 +344,7 @@ impl Walker<'_> {
                         .filter(|p| p.is_real())
                         .map(Platform::to_string),
                     kind,
-                    present: raw.is_some(),
+                    present: e.raw.is_some(),
                     blobs: None,
                     artifact_type: d.artifact_type.clone(),
                     attests: d.attests(),
@@ -388,46 +352,27 @@ impl Walker<'_> {
                     entries: vec![],
                     tags: self.tags_of(&d.digest).await,
                     referrers: self.api_referrers(&d.digest).await,
-                    problem: None,
+                    problem: e.problem(),
                 };
-                if let Some(raw) = raw {
-                    if raw.size() != d.size {
-                        node.problem = Some(format!(
-                            "the index says {} bytes, the manifest has {}",
-                            d.size,
-                            raw.size()
-                        ));
+                if let Some((_, inner)) = &e.nested {
+                    node.entries = self.nodes(inner, blobs).await;
+                } else if let Some(Ok(Manifest::Image(m))) = e.raw.as_ref().map(RawManifest::parse)
+                    && kind != NodeKind::Index
+                {
+                    let mut sum = BlobSum::default();
+                    for b in m.blobs() {
+                        sum.count += 1;
+                        sum.bytes += b.size;
+                        blobs.insert(b.digest.clone(), b.size);
                     }
-                    match (raw.parse(), kind) {
-                        (Ok(Manifest::Index(child)), NodeKind::Index) => {
-                            node.entries = self.walk(&child, depth + 1, blobs).await?;
-                        }
-                        (Ok(Manifest::Image(m)), k) if k != NodeKind::Index => {
-                            let mut sum = BlobSum::default();
-                            for b in m.blobs() {
-                                sum.count += 1;
-                                sum.bytes += b.size;
-                                blobs.insert(b.digest.clone(), b.size);
-                            }
-                            node.blobs = Some(sum);
-                            if node.artifact_type.is_none() {
-                                node.artifact_type = m.artifact_type.clone();
-                            }
-                        }
-                        (Ok(_), NodeKind::Index) => {
-                            node.problem =
-                                Some("listed as an index, but it is an image manifest".into());
-                        }
-                        (Ok(_), _) => {
-                            node.problem =
-                                Some("listed as an image manifest, but it is an index".into());
-                        }
-                        (Err(e), _) => node.problem = Some(e.to_string()),
+                    node.blobs = Some(sum);
+                    if node.artifact_type.is_none() {
+                        node.artifact_type = m.artifact_type.clone();
                     }
                 }
                 nodes.push(node);
             }
-            Ok(bind_attestations(nodes))
+            bind_attestations(nodes)
         })
     }
 
@@ -506,19 +451,6 @@ impl Walker<'_> {
         }
         out
     }
-}
-
-/// A child by digest; `None` when it is absent here.
-async fn fetch_child(
-    src: &dyn Transport,
-    d: Descriptor,
-) -> Result<(Descriptor, Option<RawManifest>), Error> {
-    tracing::debug!(digest = %d.digest, "reading a child manifest");
-    let raw = src
-        .get_manifest(&Target::Digest(d.digest.clone()))
-        .await
-        .map_err(|e| Error::transport(format!("reading {}@{}", src.location(), d.digest), e))?;
-    Ok((d, raw))
 }
 
 /// Move each attestation under the sibling it attests; an attestation of something not in this

@@ -42,6 +42,7 @@ pub mod report;
 pub mod select;
 pub mod sync;
 pub mod transport;
+pub mod walk;
 
 #[cfg(test)]
 mod testkit;

@@ -15,8 +15,9 @@ use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
 use crate::platform::{Platform, PlatformSpec};
 use crate::reference::Target;
 use crate::referrers::{self, PlannedReferrer, ReferrerKind, ReferrerOptions, Subject};
-use crate::select::{self, Decision, EntryKind, Selection};
+use crate::select::{self, Decision, Selection};
 use crate::transport::{SparseSupport, Transport};
+use crate::walk;
 
 /// What to copy and how; resolved from the command line or a sync config.
 #[derive(Debug, Clone)]
@@ -236,7 +237,14 @@ pub async fn plan(
         .map_err(|e| Error::transport(format!("reading {}", src.location()), e))?
     {
         Some(m) => m,
-        None => return Err(not_found(src, target).await),
+        None => {
+            let tags = match target {
+                Target::Tag(_) => src.list_tags().await.ok(),
+                Target::Digest(_) => None,
+            };
+            let reference = walk::reference(&src.location(), target);
+            return Err(walk::not_found(&reference, target, tags.as_deref()));
+        }
     };
     let root_manifest = root_raw
         .parse()
@@ -257,6 +265,7 @@ pub async fn plan(
             RootKind::Single
         }
         Manifest::Index(index) => {
+            let tree = walk::read_entries(src, index, 1, jobs, walk::Read::Indexes).await?;
             let mut matched = BTreeSet::new();
             let mut walker = Walker {
                 src,
@@ -266,7 +275,7 @@ pub async fn plan(
                 matched: &mut matched,
                 pending: &mut pending,
             };
-            walker.walk(&root_raw.digest, index, 1).await?;
+            walker.walk(&root_raw.digest, index, &tree, 1)?;
             if let Some(specs) = &opts.selection.platforms {
                 check_missing(src, target, specs, &matched, &entries, opts, &mut warnings)?;
             }
@@ -653,114 +662,98 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Select inside `index` (listed at `depth`), recursing into nested indexes; returns whether
-    /// anything in it is kept.
-    fn walk<'b>(
-        &'b mut self,
-        index_digest: &'b Digest,
-        index: &'b oci::Index,
+    /// Select inside `index` (listed at `depth`, its nested indexes read into `tree`), recursing
+    /// into nested indexes; returns whether anything in it is kept.
+    fn walk(
+        &mut self,
+        index_digest: &Digest,
+        index: &oci::Index,
+        tree: &[walk::Entry],
         depth: usize,
-    ) -> futures::future::BoxFuture<'b, Result<bool, Error>> {
-        Box::pin(async move {
-            if depth > 8 {
+    ) -> Result<bool, Error> {
+        // Nested indexes first: their decision depends on their children.
+        let mut nested: BTreeMap<Digest, bool> = BTreeMap::new();
+        for e in tree.iter().filter(|e| e.descriptor.is_index()) {
+            let d = &e.descriptor;
+            if nested.contains_key(&d.digest) {
+                continue;
+            }
+            let raw = checked(self.src, d, e.raw.clone(), None)?;
+            let Some((child, inner)) = &e.nested else {
                 return Err(Error::invalid(
-                    self.src.location(),
-                    "indexes nested more than 8 deep",
+                    format!("{}@{}", self.src.location(), d.digest),
+                    e.problem().unwrap_or_else(|| "not a readable index".into()),
                 ));
-            }
-            // Nested indexes first: their decision depends on their children.
-            let mut nested: BTreeMap<Digest, bool> = BTreeMap::new();
-            for d in index
-                .manifests
-                .iter()
-                .filter(|d| select::classify(d) == EntryKind::NestedIndex)
-            {
-                if nested.contains_key(&d.digest) {
-                    continue;
-                }
-                let raw = fetch(self.src, d, None).await?;
-                let at = || format!("{}@{}", self.src.location(), d.digest);
-                let Manifest::Index(child) = raw
-                    .parse()
-                    .map_err(|e| Error::invalid(at(), e.to_string()))?
-                else {
-                    return Err(Error::invalid(
-                        at(),
-                        "listed as an index, but it is an image manifest",
-                    ));
-                };
-                let manifests_before = self.manifests.len();
-                let pending_before = self.pending.len();
-                let kept = self.walk(&d.digest, &child, depth + 1).await?;
-                if kept {
-                    self.manifests.push(PlannedManifest {
-                        digest: raw.digest.clone(),
-                        media_type: raw.media_type.clone(),
-                        size: raw.size(),
-                        raw: Some(raw),
-                        platform: None,
-                        depth,
-                        present: false,
-                    });
-                } else {
-                    // Nothing inside is kept: drop what the recursion recorded as pushes, keep decisions.
-                    self.manifests.truncate(manifests_before);
-                    self.pending.truncate(pending_before);
-                }
-                nested.insert(d.digest.clone(), kept);
-            }
-            let sel =
-                select::select_index(index, &self.opts.selection, &|d| nested.get(d).copied());
-            self.matched.extend(sel.matched.iter().copied());
-
-            let mut to_fetch = Vec::new();
-            for (d, decision) in index.manifests.iter().zip(&sel.decisions) {
-                let (keep, reason) = match decision {
-                    Decision::Keep(r) => (true, r.clone()),
-                    Decision::Drop(r) => (false, r.clone()),
-                    Decision::Nested => (false, "undecided".to_string()),
-                };
-                let platform = d.platform.as_ref().map(Platform::to_string);
-                self.entries.push(PlannedEntry {
-                    digest: d.digest.clone(),
-                    media_type: d.media_type.clone(),
-                    size: d.size,
-                    platform: platform.clone(),
-                    keep,
-                    reason,
-                    parent: index_digest.clone(),
-                    attests: d.attests(),
-                });
-                if keep && !d.is_index() {
-                    let who = match &d.attests() {
-                        Some(of) => {
-                            let target = index.manifests.iter().find(|m| m.digest == *of);
-                            match target
-                                .and_then(|t| t.platform.as_ref())
-                                .filter(|p| p.is_real())
-                            {
-                                Some(p) => format!("{p} attestation"),
-                                None => format!("attestation of {}", of.short()),
-                            }
-                        }
-                        None => platform
-                            .clone()
-                            .filter(|_| d.platform.as_ref().is_some_and(Platform::is_real))
-                            .unwrap_or_else(|| d.digest.short()),
-                    };
-                    to_fetch.push((d.clone(), who));
-                }
-            }
-            for (d, who) in to_fetch {
-                self.pending.push(Pending {
-                    descriptor: d,
-                    who,
+            };
+            let manifests_before = self.manifests.len();
+            let pending_before = self.pending.len();
+            let kept = self.walk(&d.digest, child, inner, depth + 1)?;
+            if kept {
+                self.manifests.push(PlannedManifest {
+                    digest: raw.digest.clone(),
+                    media_type: raw.media_type.clone(),
+                    size: raw.size(),
+                    raw: Some(raw),
+                    platform: None,
                     depth,
+                    present: false,
                 });
+            } else {
+                // Nothing inside is kept: drop what the recursion recorded as pushes, keep decisions.
+                self.manifests.truncate(manifests_before);
+                self.pending.truncate(pending_before);
             }
-            let any = sel.decisions.iter().any(Decision::is_keep);
-            Ok(any)
-        })
+            nested.insert(d.digest.clone(), kept);
+        }
+        let sel = select::select_index(index, &self.opts.selection, &|d| nested.get(d).copied());
+        self.matched.extend(sel.matched.iter().copied());
+
+        let mut to_fetch = Vec::new();
+        for (d, decision) in index.manifests.iter().zip(&sel.decisions) {
+            let (keep, reason) = match decision {
+                Decision::Keep(r) => (true, r.clone()),
+                Decision::Drop(r) => (false, r.clone()),
+                Decision::Nested => (false, "undecided".to_string()),
+            };
+            let platform = d.platform.as_ref().map(Platform::to_string);
+            self.entries.push(PlannedEntry {
+                digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                size: d.size,
+                platform: platform.clone(),
+                keep,
+                reason,
+                parent: index_digest.clone(),
+                attests: d.attests(),
+            });
+            if keep && !d.is_index() {
+                let who = match &d.attests() {
+                    Some(of) => {
+                        let target = index.manifests.iter().find(|m| m.digest == *of);
+                        match target
+                            .and_then(|t| t.platform.as_ref())
+                            .filter(|p| p.is_real())
+                        {
+                            Some(p) => format!("{p} attestation"),
+                            None => format!("attestation of {}", of.short()),
+                        }
+                    }
+                    None => platform
+                        .clone()
+                        .filter(|_| d.platform.as_ref().is_some_and(Platform::is_real))
+                        .unwrap_or_else(|| d.digest.short()),
+                };
+                to_fetch.push((d.clone(), who));
+            }
+        }
+        for (d, who) in to_fetch {
+            self.pending.push(Pending {
+                descriptor: d,
+                who,
+                depth,
+            });
+        }
+        Ok(sel.decisions.iter().any(Decision::is_keep))
     }
 }
 
@@ -770,13 +763,20 @@ async fn fetch(
     d: &Descriptor,
     who: Option<&str>,
 ) -> Result<RawManifest, Error> {
+    let raw = walk::get_child(src, d, who).await?;
+    checked(src, d, raw, who)
+}
+
+/// A child manifest as read: there, of the size its descriptor says, and pushed later with the
+/// descriptor's media type.
+fn checked(
+    src: &dyn Transport,
+    d: &Descriptor,
+    raw: Option<RawManifest>,
+    who: Option<&str>,
+) -> Result<RawManifest, Error> {
     let what = who.map(|w| format!(" ({w})")).unwrap_or_default();
-    match src
-        .get_manifest(&Target::Digest(d.digest.clone()))
-        .await
-        .map_err(|e| {
-            Error::transport(format!("reading {}@{}{what}", src.location(), d.digest), e)
-        })? {
+    match raw {
         Some(mut raw) => {
             if raw.size() != d.size {
                 return Err(Error::invalid(
@@ -800,30 +800,6 @@ async fn fetch(
             d.digest
         ))),
     }
-}
-
-async fn not_found(src: &dyn Transport, target: &Target) -> Error {
-    let mut msg = format!("{}: {target} not found", src.location());
-    if let Target::Tag(_) = target
-        && let Ok(tags) = src.list_tags().await
-    {
-        let tags: Vec<String> = tags
-            .into_iter()
-            .filter(|t| !referrers::is_schema_tag(t))
-            .collect();
-        if tags.is_empty() {
-            msg.push_str(" (the repository has no tags)");
-        } else {
-            let shown: Vec<&str> = tags.iter().take(10).map(String::as_str).collect();
-            let more = if tags.len() > 10 {
-                format!(", and {} more", tags.len() - 10)
-            } else {
-                String::new()
-            };
-            msg.push_str(&format!(" (it has: {}{more})", shown.join(", ")));
-        }
-    }
-    Error::NotFound(msg)
 }
 
 /// A single-platform source with `--platform`: its config must match.
