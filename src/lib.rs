@@ -1,30 +1,27 @@
 //! `mirror`: sparse, digest-preserving mirroring of container images.
 //!
-//! The pipeline, one module a stage:
+//! The pipeline, one module a stage (ARCHITECTURE.md has the whole map and the invariants):
 //!
 //! ```text
-//! reference ─▶ transport::open ─▶ plan (reads source, HEADs destination; uses select, platform)
-//!                                   │
-//!                                   ▼
-//!                                 copy::execute (blobs → child manifests → nested indexes → root+tag)
-//!                                   │  refused sparse index?  ops: report | complete | strip
-//!                                   ▼
-//!                                 report (JSON / text)
+//! reference ─▶ transport::Opener ─▶ walk ─▶ select ─▶ plan ─▶ copy ─▶ ops (sparse fallback) ─▶ report ─▶ cli
 //! ```
 //!
-//! - [`reference`]: parsing `docker://`, bare, `oci:`, `oci-archive:` references.
-//! - [`platform`], [`select`]: platform matching and the keep/drop decision for every index entry.
-//! - [`oci`]: digests, descriptors, manifests, media types, a digest-verifying stream.
-//! - [`transport`]: one trait for a place images live: a registry repository, an OCI layout, an archive.
-//! - [`plan`]: the [`plan::Plan`], plain data; `--dry-run` prints it, `copy` executes it.
+//! - [`oci`], [`platform`], [`reference`]: formats and names; no I/O.
+//! - [`transport`]: one trait for a place images live (a registry repository through a per-host
+//!   session, an OCI layout, an archive, and in tests an in-memory registry), typed errors with
+//!   hints as data, and the `Opener` that turns references into transports for one run.
+//! - [`walk`]: reading an index tree at one location; absence is data.
+//! - [`select`]: the keep/drop decision and its reason for every index entry.
 //! - [`referrers`]: OCI 1.1 referrers and cosign tags that follow what they describe.
+//! - [`plan`]: the [`plan::Plan`], plain data; `--dry-run` prints it, `copy` executes it.
 //! - [`copy`]: executing a plan with bounded concurrency, dedup and verification, emitting events.
-//! - [`inspect`]: an image as it is at one location (entries, sizes, what is absent, referrers).
-//! - [`ops`]: one function per command, including the sparse-rejection fallback.
-//! - [`report`]: the versioned JSON report and the text summary.
+//! - [`ops`]: one copy end to end, including the sparse-rejection fallback.
 //! - [`config`], [`sync`]: the sync config file, validated into jobs, and running them.
 //! - [`bundle`]: incremental air-gap bundles (`--state`) and `inventory`.
-//! - [`cli`]: clap arguments, settings resolution, rendering, exit codes.
+//! - [`inspect`]: an image as it is at one location (entries, sizes, what is absent, referrers).
+//! - [`report`]: the versioned JSON report and the text summary.
+//! - [`error`]: the library's error kinds and the exit codes.
+//! - [`cli`]: clap arguments, settings resolution, rendering, hints, exit codes.
 
 pub mod bundle;
 pub mod cli;
