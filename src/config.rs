@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::fallback::Policies;
 use crate::oci::Digest;
-use crate::ops::OnSparseReject;
 use crate::platform::{self, PlatformSpec};
 use crate::reference::{ImageRef, Target};
 use crate::select::{Attestations, Selection, Unbound};
@@ -36,7 +36,7 @@ pub struct Options {
     signatures: Option<bool>,
     referrers_type: Option<Vec<String>>,
     skip_missing_platforms: Option<bool>,
-    on_sparse_reject: Option<OnSparseReject>,
+    on_sparse_reject: Option<Policies>,
 }
 
 impl Options {
@@ -58,7 +58,10 @@ impl Options {
             skip_missing_platforms: self
                 .skip_missing_platforms
                 .or(defaults.skip_missing_platforms),
-            on_sparse_reject: self.on_sparse_reject.or(defaults.on_sparse_reject),
+            on_sparse_reject: self
+                .on_sparse_reject
+                .clone()
+                .or(defaults.on_sparse_reject.clone()),
         }
     }
 }
@@ -82,7 +85,7 @@ struct ImageEntry {
     signatures: Option<bool>,
     referrers_type: Option<Vec<String>>,
     skip_missing_platforms: Option<bool>,
-    on_sparse_reject: Option<OnSparseReject>,
+    on_sparse_reject: Option<Policies>,
 }
 
 impl ImageEntry {
@@ -96,7 +99,7 @@ impl ImageEntry {
             signatures: self.signatures,
             referrers_type: self.referrers_type.clone(),
             skip_missing_platforms: self.skip_missing_platforms,
-            on_sparse_reject: self.on_sparse_reject,
+            on_sparse_reject: self.on_sparse_reject.clone(),
         }
     }
 }
@@ -141,7 +144,7 @@ pub struct ImageJob {
     pub tags: Tags,
     pub selection: Selection,
     pub skip_missing_platforms: bool,
-    pub on_sparse_reject: OnSparseReject,
+    pub on_sparse_reject: Policies,
     pub referrers: bool,
     pub signatures: bool,
     /// Only referrers of these artifact types (empty: all).
@@ -217,6 +220,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
                 platforms: (!platforms.is_empty()).then_some(platforms),
                 attestations: options.attestations.unwrap_or_default(),
                 unbound: options.unbound.unwrap_or_default(),
+                ..Selection::default()
             }
         };
         let tags = match (&entry.tags, &entry.digest) {
@@ -277,7 +281,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             tags,
             selection,
             skip_missing_platforms: options.skip_missing_platforms.unwrap_or(false),
-            on_sparse_reject: options.on_sparse_reject.unwrap_or_default(),
+            on_sparse_reject: options.on_sparse_reject.clone().unwrap_or_default(),
             referrers: options.referrers.unwrap_or(true),
             signatures: options.signatures.unwrap_or(true),
             referrer_types: options.referrers_type.clone().unwrap_or_default(),

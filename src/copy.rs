@@ -82,6 +82,17 @@ pub struct Executed {
     pub mounted_count: u64,
 }
 
+impl Executed {
+    /// Both executions together.
+    pub fn add(&self, more: &Executed) -> Executed {
+        Executed {
+            transferred_count: self.transferred_count + more.transferred_count,
+            transferred_bytes: self.transferred_bytes + more.transferred_bytes,
+            mounted_count: self.mounted_count + more.mounted_count,
+        }
+    }
+}
+
 /// How the root (or a nested index) push ended.
 #[derive(Debug, Clone)]
 pub enum RootResult {

@@ -6,7 +6,7 @@
 //! reference ─▶ transport::Opener ─▶ walk ─▶ select ─▶ plan ─▶ copy ─▶ ops (sparse fallback) ─▶ report ─▶ cli
 //! ```
 //!
-//! - [`oci`], [`platform`], [`reference`]: formats and names; no I/O.
+//! - [`oci`], [`platform`], [`reference`](mod@reference): formats and names; no I/O.
 //! - [`transport`]: one trait for a place images live (a registry repository through a per-host
 //!   session, an OCI layout, an archive, and in tests an in-memory registry), typed errors with
 //!   hints as data, and the `Opener` that turns references into transports for one run.
@@ -15,7 +15,7 @@
 //! - [`referrers`]: OCI 1.1 referrers and cosign tags that follow what they describe.
 //! - [`plan`]: the [`plan::Plan`], plain data; `--dry-run` prints it, `copy` executes it.
 //! - [`copy`]: executing a plan with bounded concurrency, dedup and verification, emitting events.
-//! - [`ops`]: one copy end to end, including the sparse-rejection fallback.
+//! - [`ops`]: one copy end to end; [`fallback`]: the sparse-rejection policies.
 //! - [`config`], [`sync`]: the sync config file, validated into jobs, and running them.
 //! - [`bundle`]: incremental air-gap bundles (`--state`) and `inventory`.
 //! - [`inspect`]: an image as it is at one location (entries, sizes, what is absent, referrers).
@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod copy;
 pub mod error;
+pub mod fallback;
 pub mod inspect;
 pub mod oci;
 pub mod ops;

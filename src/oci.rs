@@ -38,6 +38,16 @@ pub const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const ANNOTATION_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// On an index that `--on-sparse-reject strip` rewrote: the digest of the original index.
+pub const ANNOTATION_STRIPPED_FROM: &str = "dev.mirror.stripped-from";
+/// The artifact type of the manifest that stores a stripped index's original bytes (its one
+/// layer) and names the stripped index as its `subject`.
+pub const ARTIFACT_STRIPPED_ORIGINAL: &str = "application/vnd.dev.mirror.stripped-original.v1+json";
+/// The OCI empty descriptor's media type and content (image-spec, "Guidance for an empty
+/// descriptor").
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub const EMPTY_JSON: &[u8] = b"{}";
+
 pub fn is_index_media_type(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
@@ -556,6 +566,7 @@ pub fn strip_index(
     original: &[u8],
     keep: &dyn Fn(&Digest) -> bool,
     replace: &BTreeMap<Digest, (Digest, u64)>,
+    stripped_from: &Digest,
 ) -> Result<Bytes, ManifestError> {
     let mut doc: serde_json::Value =
         serde_json::from_slice(original).map_err(|e| ManifestError::Json(e.to_string()))?;
@@ -582,6 +593,18 @@ pub fn strip_index(
             entry["digest"] = serde_json::Value::String(digest.to_string());
             entry["size"] = serde_json::Value::from(*size);
         }
+    }
+    let object = doc
+        .as_object_mut()
+        .ok_or_else(|| ManifestError::Shape("an index that is not a JSON object".into()))?;
+    let annotations = object
+        .entry("annotations")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    if let Some(map) = annotations.as_object_mut() {
+        map.insert(
+            ANNOTATION_STRIPPED_FROM.into(),
+            serde_json::Value::String(stripped_from.to_string()),
+        );
     }
     serde_json::to_vec(&doc)
         .map(Bytes::from)
@@ -674,9 +697,10 @@ mod tests {
         let doc = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":1}},{{"mediaType":"{OCI_MANIFEST}","digest":"{b}","size":1}}],"annotations":{{"x":"y"}}}}"#
         );
-        let out = strip_index(doc.as_bytes(), &|d| *d == a, &BTreeMap::new()).unwrap();
+        let from = Digest::sha256(doc.as_bytes());
+        let out = strip_index(doc.as_bytes(), &|d| *d == a, &BTreeMap::new(), &from).unwrap();
         let expect = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":1}}],"annotations":{{"x":"y"}}}}"#
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":1}}],"annotations":{{"x":"y","{ANNOTATION_STRIPPED_FROM}":"{from}"}}}}"#
         );
         assert_eq!(std::str::from_utf8(&out).unwrap(), expect);
     }

@@ -4,36 +4,26 @@
 //! [`execute`](crate::copy::execute) → when the destination refuses the sparse index, apply
 //! `--on-sparse-reject` (report the alternatives and their cost, complete, or strip) → [`Report`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use crate::copy::{self, Events, ExecOptions, RootResult};
 use crate::error::Error;
-use crate::oci::{self, Digest, RawManifest};
+use crate::fallback;
+use crate::oci::Digest;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::reference::{ImageRef, Target};
-use crate::report::{BlobReport, Outcome, Rejection, Report, pushed_outcome};
-use crate::select::Selection;
+use crate::report::{BlobReport, Outcome, Report, pushed_outcome};
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{OmittedBlob, Opener, RegistryErrorItem, Transport};
+use crate::transport::{OmittedBlob, Opener};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnSparseReject {
-    #[default]
-    Report,
-    Complete,
-    Strip,
-}
+pub use crate::fallback::{OnSparseReject, Policies};
 
 /// Everything `copy` needs, resolved from flags (or a sync config); no clap types.
 #[derive(Debug, Clone)]
 pub struct CopySettings {
     pub plan: PlanOptions,
     pub exec: ExecOptions,
-    pub on_sparse_reject: OnSparseReject,
+    pub on_sparse_reject: Policies,
     pub dry_run: bool,
     /// `--state FILE`: an incremental bundle (see [`crate::bundle`]).
     pub state: Option<std::path::PathBuf>,
@@ -120,110 +110,44 @@ pub async fn copy_image(
     }
     let (result, done) =
         copy::execute(&plan, src_t, dst_t, &settings.exec, events.as_ref()).await?;
-    let mut report;
-    match result {
-        RootResult::Pushed => {
-            report = Report::from_plan(&plan, pushed_outcome(plan.kind), false);
-        }
-        RootResult::UpToDate => {
-            report = Report::from_plan(&plan, Outcome::UpToDate, false);
-        }
+    let (mut report, counted, done) = match result {
+        RootResult::Pushed => (
+            Report::from_plan(&plan, pushed_outcome(plan.kind), false),
+            plan.clone(),
+            done,
+        ),
+        RootResult::UpToDate => (
+            Report::from_plan(&plan, Outcome::UpToDate, false),
+            plan.clone(),
+            done,
+        ),
         RootResult::Refused {
             digest,
             status,
             errors,
         } => {
-            if !is_sparse_rejection(&plan, &errors) {
-                return Err(Error::Refused {
-                    location: dst_t.location(),
-                    digest,
-                    status,
-                    errors,
-                    why: ", and not because of the entries left out".into(),
-                });
-            }
-            report = match settings.on_sparse_reject {
-                OnSparseReject::Report => {
-                    let mut r = Report::from_plan(&plan, Outcome::Rejected, false);
-                    r.rejection = Some(
-                        rejection(&plan, src_t, &target, dst_t, status, errors, settings).await?,
-                    );
-                    r
-                }
-                OnSparseReject::Complete => {
-                    let full_opts = PlanOptions {
-                        selection: Selection::everything(),
-                        ..settings.plan.clone()
-                    };
-                    let full = plan::plan(src_t, &target, dst_t, tag.clone(), &full_opts)
-                        .await
-                        .map_err(|e| Error::Fallback {
-                            policy: "complete".into(),
-                            reason: Box::new(e),
-                            advice: Some(crate::error::Advice::StripPolicy),
-                        })?;
-                    let (again, more) =
-                        copy::execute(&full, src_t, dst_t, &settings.exec, events.as_ref()).await?;
-                    if let RootResult::Refused {
-                        digest,
-                        status,
-                        errors,
-                    } = again
-                    {
-                        return Err(Error::Refused {
-                            location: dst_t.location(),
-                            digest,
-                            status,
-                            errors,
-                            why: " with every entry present".into(),
-                        });
-                    }
-                    let mut r = Report::from_plan(&plan, Outcome::Completed, false);
-                    r.warnings.push(format!(
-                        "the destination refused the sparse index; the {} dropped entries were copied as well (+{} blob bytes)",
-                        plan.dropped().count(),
-                        more.transferred_bytes
-                    ));
-                    let all = copy::Executed {
-                        transferred_count: done.transferred_count + more.transferred_count,
-                        transferred_bytes: done.transferred_bytes + more.transferred_bytes,
-                        mounted_count: done.mounted_count + more.mounted_count,
-                    };
-                    fill_blobs(&mut r.blobs, &full, &all);
-                    return Ok(named(r, src_ref, dst_ref));
-                }
-                OnSparseReject::Strip => {
-                    let (nested, root) = strip_tree(&plan)?;
-                    copy::push_rewritten(
-                        &nested,
-                        &root,
-                        tag.clone(),
-                        dst_t,
-                        &settings.exec,
-                        events.as_ref(),
-                    )
-                    .await?;
-                    // Signatures over the original index do not describe the stripped one.
-                    copy::push_referrers(
-                        &plan,
-                        Some(&plan.root.digest),
-                        dst_t,
-                        &settings.exec,
-                        events.as_ref(),
-                    )
-                    .await?;
-                    let mut r = Report::from_plan(&plan, Outcome::Stripped, false);
-                    r.index.pushed_digest = Some(root.digest.clone());
-                    r.warnings.push(format!(
-                        "the destination refused the sparse index; pushed a stripped index {} in place of {}: signatures over the original will not verify",
-                        root.digest, plan.root.digest
-                    ));
-                    r
-                }
+            let cx = fallback::Context {
+                src: src_t,
+                dst: dst_t,
+                target: &target,
+                plan_options: &plan_opts,
+                exec: &settings.exec,
+                events: events.as_ref(),
             };
+            let f = fallback::on_refusal(
+                &cx,
+                &settings.on_sparse_reject,
+                &plan,
+                &done,
+                digest,
+                status,
+                errors,
+            )
+            .await?;
+            (f.report, f.counted, f.done)
         }
-    }
-    fill_blobs(&mut report.blobs, &plan, &done);
+    };
+    fill_blobs(&mut report.blobs, &counted, &done);
     if let Some(state) = &settings.state
         && report.index.outcome != Outcome::Rejected
     {
@@ -271,113 +195,13 @@ fn fill_blobs(blobs: &mut BlobReport, counted: &Plan, done: &copy::Executed) {
         .saturating_sub(done.transferred_bytes + mounted_bytes + t.omitted_bytes);
 }
 
-const SPARSE_CODES: [&str; 3] = ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "MANIFEST_INVALID"];
-
-/// A refusal is a sparse rejection when it carries one of the spec codes for missing references and
-/// every digest it names is one that selection left out.
-pub fn is_sparse_rejection(plan: &Plan, errors: &[RegistryErrorItem]) -> bool {
-    if !plan.is_sparse()
-        || !errors
-            .iter()
-            .any(|e| SPARSE_CODES.contains(&e.code.as_str()))
-    {
-        return false;
-    }
-    let dropped: std::collections::BTreeSet<&Digest> = plan.dropped().map(|e| &e.digest).collect();
-    errors
-        .iter()
-        .filter_map(|e| e.detail.trim_matches('"').parse::<Digest>().ok())
-        .all(|d| dropped.contains(&d))
-}
-
-async fn rejection(
-    plan: &Plan,
-    src: &dyn Transport,
-    target: &Target,
-    dst: &dyn Transport,
-    status: u16,
-    errors: Vec<RegistryErrorItem>,
-    settings: &CopySettings,
-) -> Result<Rejection, Error> {
-    let (_, stripped) = strip_tree(plan)?;
-    let full_opts = PlanOptions {
-        selection: Selection::everything(),
-        ..settings.plan.clone()
-    };
-    let (complete_possible, complete_extra_bytes) =
-        match plan::plan(src, target, dst, plan.tag.clone(), &full_opts).await {
-            Ok(full) => (
-                true,
-                full.blob_totals().transferred_bytes
-                    + full
-                        .manifests
-                        .iter()
-                        .filter(|m| !m.present)
-                        .map(|m| m.size)
-                        .sum::<u64>(),
-            ),
-            Err(_) => (false, 0),
-        };
-    Ok(Rejection {
-        status,
-        errors,
-        complete_extra_bytes,
-        complete_extra_entries: plan.dropped().count(),
-        complete_possible,
-        stripped_digest: stripped.digest,
-    })
-}
-
-/// The stripped versions of the plan's indexes: nested ones that lose entries (deepest first) and
-/// the root, each listing only kept entries, with nested descriptors pointing at stripped children.
-pub fn strip_tree(plan: &Plan) -> Result<(Vec<RawManifest>, RawManifest), Error> {
-    let mut replace: BTreeMap<Digest, (Digest, u64)> = BTreeMap::new();
-    let mut nested = Vec::new();
-    let strip = |raw: &RawManifest,
-                 replace: &BTreeMap<Digest, (Digest, u64)>|
-     -> Result<Option<RawManifest>, Error> {
-        let entries: Vec<_> = plan
-            .entries
-            .iter()
-            .filter(|e| e.parent == raw.digest)
-            .collect();
-        let changed = entries
-            .iter()
-            .any(|e| !e.keep || replace.contains_key(&e.digest));
-        if !changed {
-            return Ok(None);
-        }
-        let kept: std::collections::BTreeSet<&Digest> = entries
-            .iter()
-            .filter(|e| e.keep)
-            .map(|e| &e.digest)
-            .collect();
-        let bytes = oci::strip_index(&raw.bytes, &|d| kept.contains(d), replace)
-            .map_err(|e| Error::invalid(format!("the index {}", raw.digest), e.to_string()))?;
-        Ok(Some(RawManifest::new(bytes, &raw.media_type)))
-    };
-    let (_, indexes) = plan.push_order();
-    for m in indexes {
-        let Some(raw) = &m.raw else { continue };
-        if let Some(new) = strip(raw, &replace)? {
-            replace.insert(m.digest.clone(), (new.digest.clone(), new.size()));
-            nested.push(new);
-        }
-    }
-    let root_raw = plan
-        .root
-        .raw
-        .clone()
-        .ok_or_else(|| Error::Internal("the plan has no root bytes".into()))?;
-    let root = strip(&root_raw, &replace)?.unwrap_or(root_raw);
-    Ok((nested, root))
-}
-
 #[cfg(test)]
 mod tests {
     //! Whole copies and the sparse-rejection policies on in-memory registries.
 
     use super::*;
+    use crate::fallback::{is_sparse_rejection, strip_tree};
+    use crate::oci;
     use crate::testkit::{self, Recorder, SparseRule, images, reference, settings};
 
     const FIVE: [&str; 5] = [
@@ -505,6 +329,126 @@ mod tests {
         let listed: Vec<&Digest> = index.manifests.iter().map(|d| &d.digest).collect();
         let kept: Vec<&Digest> = KEEP.iter().map(|p| &img.child(p).digest).collect();
         assert_eq!(listed, kept);
+        // It names its original, whose bytes are stored beside it, tied by an artifact whose
+        // subject is the stripped index, listed in the referrers tag schema.
+        let doc: serde_json::Value = serde_json::from_slice(&stripped.bytes).unwrap();
+        assert_eq!(
+            doc["annotations"][oci::ANNOTATION_STRIPPED_FROM],
+            img.index.digest.to_string()
+        );
+        assert_eq!(
+            w.dst.blob_bytes("app", &img.index.digest).unwrap(),
+            img.index.bytes
+        );
+        let tag = crate::referrers::digest_tag(&pushed);
+        let referrers = w
+            .dst
+            .manifest("app", &w.dst.tag("app", &tag).unwrap())
+            .unwrap();
+        let Ok(oci::Manifest::Index(referrers)) = referrers.parse() else {
+            panic!("not an index")
+        };
+        let evidence = w
+            .dst
+            .manifest("app", &referrers.manifests[0].digest)
+            .unwrap();
+        let Ok(oci::Manifest::Image(evidence)) = evidence.parse() else {
+            panic!("not a manifest")
+        };
+        assert_eq!(evidence.subject.unwrap().digest, pushed);
+        assert_eq!(evidence.layers[0].digest, img.index.digest);
+        let rej = r.rejection.unwrap();
+        assert_eq!(
+            (rej.policy.as_str(), rej.stripped_digest),
+            ("strip", pushed)
+        );
+    }
+
+    #[tokio::test]
+    async fn required_copies_only_what_a_platform_rule_demands_and_keeps_the_digest() {
+        let w = testkit::world();
+        w.dst
+            .set(|b| b.sparse = SparseRule::Require(vec![images::platform_of("linux/s390x")]));
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let r = copy(&w, &KEEP, OnSparseReject::Required, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Completed);
+        assert_eq!(w.dst.tag("app", "v1"), Some(img.index.digest.clone()));
+        let s390x = img.child("linux/s390x");
+        assert!(w.dst.has_manifest("app", &s390x.digest));
+        for p in ["linux/arm/v7", "linux/ppc64le"] {
+            assert!(
+                !w.dst.has_manifest("app", &img.child(p).digest),
+                "{p} was not demanded"
+            );
+        }
+        let rej = r.rejection.unwrap();
+        assert_eq!(rej.policy, "required");
+        assert_eq!(rej.required.len(), 1);
+        assert_eq!(rej.required[0].digest, s390x.digest);
+        let own_blobs: u64 = img.blobs[&s390x.digest].iter().map(|b| b.size).sum();
+        assert_eq!(rej.required_extra_bytes, s390x.size() + own_blobs);
+        assert!(rej.required_extra_bytes < rej.complete_extra_bytes);
+    }
+
+    #[tokio::test]
+    async fn required_where_every_missing_child_is_named_equals_complete() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let r = copy(&w, &KEEP, OnSparseReject::Required, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(w.dst.tag("app", "v1"), Some(img.index.digest.clone()));
+        for (_, m) in &img.children {
+            assert!(w.dst.has_manifest("app", &m.digest));
+        }
+        assert_eq!(r.rejection.unwrap().required.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_policy_list_goes_on_to_strip_when_the_source_lacks_what_required_needs() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        w.src
+            .remove_manifest("app", &img.child("linux/s390x").digest);
+        let r = copy(&w, &KEEP, OnSparseReject::Required, |s| {
+            s.on_sparse_reject =
+                Policies::new(vec![OnSparseReject::Required, OnSparseReject::Strip])
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.index.outcome, Outcome::Stripped);
+        let rej = r.rejection.unwrap();
+        assert_eq!(rej.policy, "strip");
+        assert_eq!(rej.attempts.len(), 1);
+        assert_eq!(rej.attempts[0].policy, "required");
+        assert!(
+            rej.attempts[0]
+                .reason
+                .contains(img.child("linux/s390x").digest.as_str()),
+            "{}",
+            rej.attempts[0].reason
+        );
+    }
+
+    #[tokio::test]
+    async fn policies_parse_from_flags_and_config_lists() {
+        let p: Policies = "required,strip".parse().unwrap();
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            [OnSparseReject::Required, OnSparseReject::Strip]
+        );
+        assert!(
+            "required,maybe"
+                .parse::<Policies>()
+                .unwrap_err()
+                .contains("maybe")
+        );
+        let y: Policies = serde_yaml_ng::from_str("[complete, strip]").unwrap();
+        assert_eq!(y.iter().count(), 2);
+        let one: Policies = serde_yaml_ng::from_str("strip").unwrap();
+        assert_eq!(one, Policies::one(OnSparseReject::Strip));
     }
 
     #[tokio::test]

@@ -80,8 +80,36 @@ pub struct Rejection {
     pub complete_extra_entries: usize,
     /// `false` when the source lacks the dropped entries (a sparse layout), so `complete` cannot work.
     pub complete_possible: bool,
-    /// The digest of the index `--on-sparse-reject strip` would push.
+    /// The digest of the index `--on-sparse-reject strip` would push (or pushed).
     pub stripped_digest: Digest,
+    /// The policy that ended it: `report` (stopped, exit 3), `complete`, `required` or `strip`.
+    pub policy: String,
+    /// Earlier policies of the list that could not finish, and why.
+    pub attempts: Vec<Attempt>,
+    /// With `required`: the entries added at the registry's demand.
+    pub required: Vec<RequiredEntry>,
+    /// Their manifest and blob bytes (compare `completeExtraBytes`).
+    pub required_extra_bytes: u64,
+}
+
+/// A sparse-rejection policy that was tried and could not finish.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub policy: String,
+    pub result: String,
+    pub reason: String,
+}
+
+/// An entry copied because the destination demanded it (`--on-sparse-reject required`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequiredEntry {
+    pub digest: Digest,
+    pub platform: Option<String>,
+    pub reason: String,
+    /// The manifest and the blobs it lists.
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -40,6 +40,9 @@ pub struct Selection {
     pub platforms: Option<Vec<PlatformSpec>>,
     pub attestations: Attestations,
     pub unbound: Unbound,
+    /// Entries a destination demanded (`--on-sparse-reject required`): kept whatever the rules
+    /// above say, and their bound attestations with them.
+    pub demanded: BTreeSet<Digest>,
 }
 
 impl Selection {
@@ -49,6 +52,7 @@ impl Selection {
             platforms: None,
             attestations: Attestations::All,
             unbound: Unbound::Keep,
+            demanded: BTreeSet::new(),
         }
     }
 
@@ -151,6 +155,7 @@ pub fn select_index(
             EntryKind::Unbound => unbound_decision(sel, "no platform"),
         })
         .collect();
+    demand(index, sel, &mut decisions);
 
     for (i, d) in index.manifests.iter().enumerate() {
         let EntryKind::Attestation(of) = classify(d) else {
@@ -183,7 +188,17 @@ pub fn select_index(
             ),
         };
     }
+    demand(index, sel, &mut decisions);
     IndexSelection { decisions, matched }
+}
+
+/// Keep the dropped entries the destination demanded.
+fn demand(index: &Index, sel: &Selection, decisions: &mut [Decision]) {
+    for (d, decision) in index.manifests.iter().zip(decisions.iter_mut()) {
+        if sel.demanded.contains(&d.digest) && matches!(decision, Decision::Drop(_)) {
+            *decision = Decision::Keep("demanded by the destination registry".into());
+        }
+    }
 }
 
 fn unbound_decision(sel: &Selection, what: &str) -> Decision {

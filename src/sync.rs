@@ -107,7 +107,7 @@ pub async fn sync(
                     jobs: settings.jobs,
                     retry_times: settings.retry_times,
                 },
-                on_sparse_reject: job.on_sparse_reject,
+                on_sparse_reject: job.on_sparse_reject.clone(),
                 dry_run: settings.dry_run,
                 state: settings.state.clone(),
                 source: settings.source.clone(),

@@ -74,7 +74,7 @@ pub fn settings(platforms: &[&str], policy: OnSparseReject) -> CopySettings {
     CopySettings {
         plan: plan_options(platforms),
         exec: exec(),
-        on_sparse_reject: policy,
+        on_sparse_reject: crate::ops::Policies::one(policy),
         dry_run: false,
         state: None,
         source: RegistryOptions::default(),

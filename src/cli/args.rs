@@ -118,8 +118,13 @@ pub enum UnboundArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnSparseRejectArg {
+    /// Stop (exit 3): the kept children stay by digest; the report prices the alternatives
     Report,
+    /// Copy the dropped entries too and push the original index (digest kept)
     Complete,
+    /// Copy only the entries the destination names, until it accepts the original index
+    Required,
+    /// Push an index of the kept entries (new digest), tied to the original for `mirror verify`
     Strip,
 }
 
@@ -204,9 +209,16 @@ pub struct CopyArgs {
     /// A requested platform the index lacks is a warning, not an error
     #[arg(long)]
     pub skip_missing_platforms: bool,
-    /// What to do when the destination refuses the sparse index
-    #[arg(long, value_enum, default_value = "report")]
-    pub on_sparse_reject: OnSparseRejectArg,
+    /// What to do when the destination refuses the sparse index; a list is tried in order
+    /// (required,strip)
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "report",
+        value_name = "POLICY"
+    )]
+    pub on_sparse_reject: Vec<OnSparseRejectArg>,
     /// Plan only: read the source, HEAD the destination, write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::copy::ExecOptions;
 use crate::error::Error;
-use crate::ops::{CopySettings, OnSparseReject};
+use crate::ops::{CopySettings, OnSparseReject, Policies};
 use crate::plan::PlanOptions;
 use crate::platform;
 use crate::reference::ImageRef;
@@ -51,6 +51,7 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 UnboundArg::Keep => Unbound::Keep,
                 UnboundArg::Drop => Unbound::Drop,
             },
+            ..Selection::default()
         }
     };
     let jobs = args.jobs as usize;
@@ -73,11 +74,17 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 jobs,
                 retry_times: args.retry_times,
             },
-            on_sparse_reject: match args.on_sparse_reject {
-                OnSparseRejectArg::Report => OnSparseReject::Report,
-                OnSparseRejectArg::Complete => OnSparseReject::Complete,
-                OnSparseRejectArg::Strip => OnSparseReject::Strip,
-            },
+            on_sparse_reject: Policies::new(
+                args.on_sparse_reject
+                    .iter()
+                    .map(|p| match p {
+                        OnSparseRejectArg::Report => OnSparseReject::Report,
+                        OnSparseRejectArg::Complete => OnSparseReject::Complete,
+                        OnSparseRejectArg::Required => OnSparseReject::Required,
+                        OnSparseRejectArg::Strip => OnSparseReject::Strip,
+                    })
+                    .collect(),
+            ),
             dry_run: dry_run || args.dry_run,
             state: args.state.clone(),
             source: side(&args.registries, Side::Source, args.retry_times)?,
