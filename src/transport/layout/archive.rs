@@ -28,14 +28,16 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::layout::{
-    CHUNK, INDEX_FILE, IndexFile, LayoutTransport, MAX_INDEX_BYTES, MAX_OCI_LAYOUT_BYTES,
-    NEW_INDEX, NEW_OCI_LAYOUT, OCI_LAYOUT_FILE, TempGuard, blocking, is_absent, layout_err,
-    manifest_from_bytes, sync_dir, validate_oci_layout, write_atomic,
+use super::store::{
+    CHUNK, INDEX_FILE, IndexFile, MAX_INDEX_BYTES, MAX_OCI_LAYOUT_BYTES, NEW_INDEX, NEW_OCI_LAYOUT,
+    OCI_LAYOUT_FILE, Store, TempGuard, blocking, is_absent, layout_err, manifest_from_bytes,
+    omitted_from_index, sync_dir, validate_oci_layout, write_atomic,
 };
-use super::{BlobStream, PushAs, Result, SparseSupport, Transport, TransportError};
 use crate::oci::{Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestError, RawManifest};
 use crate::reference::Target;
+use crate::transport::{
+    BlobStream, OmittedBlob, PushAs, Result, SparseSupport, Transport, TransportError,
+};
 
 /// An `oci-archive:` tar file.
 pub struct ArchiveTransport {
@@ -68,7 +70,7 @@ struct Scan {
 
 struct Staging {
     dir: PathBuf,
-    layout: LayoutTransport,
+    store: Store,
     /// The archive as it was when staging began (`None`: there was none); its blobs are not copied
     /// into the staging directory.
     base: Option<Arc<Scan>>,
@@ -112,7 +114,7 @@ impl ArchiveTransport {
         let location = self.location();
         let staging = self.state().staging.clone();
         if let Some(st) = staging {
-            let index = st.layout.index_file_blocking()?;
+            let index = st.store.index_blocking()?;
             return index.default_target(&self.index_label(), &location, &location);
         }
         let cached = self.state().scan.clone();
@@ -211,7 +213,7 @@ impl ArchiveTransport {
             let _ = fs::remove_dir_all(&dir);
         })?;
         let st = Arc::new(Staging {
-            layout: LayoutTransport::new(&dir),
+            store: Store::new(&dir),
             dir,
             base,
             dirty: AtomicBool::new(false),
@@ -229,7 +231,7 @@ impl ArchiveTransport {
         entry: Option<&Descriptor>,
     ) -> Result<Option<RawManifest>> {
         if let Some(st) = staging
-            && let Some(m) = st.layout.read_manifest_blob(digest, entry).await?
+            && let Some(m) = st.store.read_manifest(digest, entry).await?
         {
             return Ok(Some(m));
         }
@@ -299,7 +301,7 @@ impl Transport for ArchiveTransport {
     async fn get_manifest(&self, target: &Target) -> Result<Option<RawManifest>> {
         let (staging, scan, index) = match self.view().await? {
             View::Staged(st) => {
-                let index = st.layout.index_file().await?;
+                let index = st.store.index().await?;
                 let base = st.base.clone();
                 (Some(st), base, index)
             }
@@ -345,18 +347,18 @@ impl Transport for ArchiveTransport {
                 Ok(scan.blobs.contains_key(d).then(|| d.clone()))
             }
             (View::Staged(st), Target::Tag(name)) => {
-                let index = st.layout.index_file().await?;
+                let index = st.store.index().await?;
                 let Some(entry) = index.tagged(name) else {
                     return Ok(None);
                 };
-                if st.base_has(&entry.digest) || st.layout.has_blob(&entry.digest).await? {
+                if st.base_has(&entry.digest) || st.store.has_blob(&entry.digest).await? {
                     Ok(Some(entry.digest.clone()))
                 } else {
                     Err(self.missing_tagged_blob(name, &entry.digest))
                 }
             }
             (View::Staged(st), Target::Digest(d)) => {
-                Ok((st.base_has(d) || st.layout.has_blob(d).await?).then(|| d.clone()))
+                Ok((st.base_has(d) || st.store.has_blob(d).await?).then(|| d.clone()))
             }
         }
     }
@@ -365,7 +367,7 @@ impl Transport for ArchiveTransport {
         match self.view().await? {
             View::Missing => Ok(false),
             View::Archive(scan) => Ok(scan.blobs.contains_key(digest)),
-            View::Staged(st) => Ok(st.base_has(digest) || st.layout.has_blob(digest).await?),
+            View::Staged(st) => Ok(st.base_has(digest) || st.store.has_blob(digest).await?),
         }
     }
 
@@ -374,8 +376,8 @@ impl Transport for ArchiveTransport {
             View::Missing => return Err(self.missing()),
             View::Archive(scan) => Some(scan),
             View::Staged(st) => {
-                if st.layout.has_blob(&desc.digest).await? {
-                    return st.layout.get_blob(desc).await;
+                if st.store.has_blob(&desc.digest).await? {
+                    return st.store.open_blob(desc).await;
                 }
                 st.base.clone()
             }
@@ -402,7 +404,7 @@ impl Transport for ArchiveTransport {
         if st.base_has(&desc.digest) {
             return Ok(());
         }
-        st.layout.put_blob(desc, body).await?;
+        st.store.put_blob(desc, body).await?;
         st.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -415,7 +417,7 @@ impl Transport for ArchiveTransport {
         {
             return Ok(());
         }
-        st.layout.put_manifest(manifest, push_as).await?;
+        st.store.put_manifest(manifest, push_as).await?;
         st.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -424,7 +426,7 @@ impl Transport for ArchiveTransport {
         match self.view().await? {
             View::Missing => Err(self.missing()),
             View::Archive(scan) => Ok(scan.index.ref_names()),
-            View::Staged(st) => st.layout.list_tags().await,
+            View::Staged(st) => Ok(st.store.index().await?.ref_names()),
         }
     }
 
@@ -432,20 +434,20 @@ impl Transport for ArchiveTransport {
         SparseSupport::Yes
     }
 
-    async fn omitted_blobs(&self) -> Result<Vec<super::OmittedBlob>> {
+    async fn omitted_blobs(&self) -> Result<Vec<OmittedBlob>> {
         match self.view().await? {
             View::Missing => Ok(vec![]),
             View::Archive(scan) => {
                 let location = self.location();
-                super::layout::omitted_from_index(&scan.index_json, "index.json", &location)
+                omitted_from_index(&scan.index_json, "index.json", &location)
             }
-            View::Staged(st) => st.layout.omitted_blobs().await,
+            View::Staged(st) => st.store.read_omitted().await,
         }
     }
 
-    async fn record_omitted(&self, blobs: &[super::OmittedBlob]) -> Result<bool> {
+    async fn record_omitted(&self, blobs: &[OmittedBlob]) -> Result<bool> {
         let st = self.staging().await?;
-        st.layout.record_omitted(blobs).await?;
+        st.store.write_omitted(blobs).await?;
         st.dirty.store(true, Ordering::SeqCst);
         Ok(true)
     }
@@ -914,26 +916,26 @@ fn pack(archive: &Path, st: &Staging, location: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::oci::ANNOTATION_REF_NAME;
-    use crate::transport::layout::tests::{
+    use crate::transport::layout::testing::{
         blob_desc, chunks, copy_fixture, digest, fixture, read_all,
     };
 
     /// Copy every blob of a layout directory and every `index.json` entry (as a root, with its name)
     /// into `dst`, the way the engine would: blobs first, roots last.
     async fn copy_layout(src_dir: &Path, dst: &dyn Transport) {
-        let src = LayoutTransport::new(src_dir);
+        let src = Store::new(src_dir);
         for f in fs::read_dir(src_dir.join("blobs/sha256")).unwrap() {
             let f = f.unwrap();
             let bytes = fs::read(f.path()).unwrap();
             let desc = blob_desc(&bytes);
             if !dst.has_blob(&desc.digest).await.unwrap() {
-                let body = src.get_blob(&desc).await.unwrap();
+                let body = src.open_blob(&desc).await.unwrap();
                 dst.put_blob(&desc, body).await.unwrap();
             }
         }
-        for entry in src.index_file().await.unwrap().entries {
+        for entry in src.index().await.unwrap().entries {
             let m = src
-                .get_manifest(&Target::Digest(entry.digest.clone()))
+                .manifest(&Target::Digest(entry.digest.clone()))
                 .await
                 .unwrap()
                 .unwrap();
