@@ -7,24 +7,30 @@
 //! gives) and caps how much it reads of a file that should be small. Writing is atomic: see the
 //! module doc of [`super`]. `index.json` updates are serialized within the process; between
 //! processes, `mirror sync` holds [`SYNC_LOCK_FILE`].
+//!
+//! Two private parts keep this file about the layout itself: `index` (the `index.json` document:
+//! parsing, lookups, the edits made to it) and `files` (atomic files, range reads, capped reads,
+//! which the archive uses for its tar files too).
 
 use std::fs;
-use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::oci::{
-    ANNOTATION_REF_NAME, ContentError, Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestError,
-    RawManifest,
+    ContentError, Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestError, RawManifest,
 };
 use crate::reference::Target;
-use crate::transport::{
-    ANNOTATION_OMITTED_BLOBS, BlobStream, OmittedBlob, PushAs, Result, TransportError,
-};
+use crate::transport::{BlobStream, OmittedBlob, PushAs, Result, TransportError};
+
+mod files;
+mod index;
+
+pub(super) use files::{AtomicFile, blocking, is_absent, range_stream, read_at, read_capped};
+use files::{TempGuard, read_exact_at, sync_dir, temp_name, write_atomic, write_stream};
+pub(super) use index::{IndexFile, omitted_from_index};
 
 pub(super) const OCI_LAYOUT_FILE: &str = "oci-layout";
 pub(super) const INDEX_FILE: &str = "index.json";
@@ -192,22 +198,25 @@ impl Store {
     /// Stream a blob's bytes (unverified: the copy engine verifies what it reads).
     pub(super) async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
         let path = self.blob_path(&desc.digest);
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if is_absent(&e) => {
-                return Err(TransportError::NotFound {
-                    what: format!("blob {}", desc.digest),
-                    location: self.location(),
-                });
+        let label = path.display().to_string();
+        let opened = blocking(move || match fs::File::open(&path) {
+            Ok(file) => {
+                let len = file
+                    .metadata()
+                    .map_err(|e| TransportError::io(path.display(), e))?;
+                Ok(Some((file, len.len())))
             }
-            Err(e) => return Err(TransportError::io(path.display(), e)),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(e) => Err(TransportError::io(path.display(), e)),
+        })
+        .await?;
+        let Some((file, len)) = opened else {
+            return Err(TransportError::NotFound {
+                what: format!("blob {}", desc.digest),
+                location: self.location(),
+            });
         };
-        let len = file
-            .metadata()
-            .await
-            .map_err(|e| TransportError::io(path.display(), e))?
-            .len();
-        Ok(file_stream(file, len, path.display().to_string()))
+        Ok(range_stream(Arc::new(file), 0, len, label))
     }
 
     /// Store a blob: streamed to a temporary file, checked against `desc`, fsynced, renamed into
@@ -259,7 +268,14 @@ impl Store {
         }
         match push_as {
             PushAs::Child => Ok(()),
-            PushAs::Root { tag } => self.update_index(manifest, tag.as_deref()).await,
+            PushAs::Root { tag } => {
+                let manifest = manifest.clone();
+                let tag = tag.clone();
+                self.edit_index(move |doc, label, location| {
+                    index::add_root(doc, &manifest, tag.as_deref(), label, location)
+                })
+                .await
+            }
         }
     }
 
@@ -276,39 +292,22 @@ impl Store {
             .map(|_| ())
     }
 
-    async fn update_index(&self, manifest: &RawManifest, tag: Option<&str>) -> Result<()> {
+    /// Rewrite `index.json` with `edit` applied (given the document, its label and the location),
+    /// atomically and one edit at a time. A broken `index.json` is reported, not rewritten.
+    async fn edit_index(
+        &self,
+        edit: impl FnOnce(&mut Value, &str, &str) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         let _serialized = self.index_lock.lock().await;
         let root = self.root.clone();
         let location = self.location();
-        let entry = index_entry(manifest, tag);
-        let digest = manifest.digest.to_string();
-        let tag = tag.map(str::to_string);
         blocking(move || {
             let label = index_label(&root);
-            let bytes = read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, &location)?
-                .ok_or_else(|| missing_index(&root, &location))?;
-            // Validate the whole file first: a broken index.json is reported, not rewritten.
+            let bytes = read_index_bytes(&root, &location)?;
             IndexFile::parse(&bytes, &label, &location)?;
             let mut doc: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| layout_err(&location, format!("{label} is not valid JSON: {e}")))?;
-            let manifests = doc
-                .get_mut("manifests")
-                .and_then(Value::as_array_mut)
-                .ok_or_else(|| layout_err(&location, format!("{label} has no `manifests` list")))?;
-            match &tag {
-                Some(tag) => {
-                    manifests.retain(|e| entry_ref_name(e) != Some(tag.as_str()));
-                    manifests.push(entry);
-                }
-                None => {
-                    if !manifests
-                        .iter()
-                        .any(|e| e.get("digest").and_then(Value::as_str) == Some(digest.as_str()))
-                    {
-                        manifests.push(entry);
-                    }
-                }
-            }
+            edit(&mut doc, &label, &location)?;
             let out = serde_json::to_vec(&doc)
                 .map_err(|e| layout_err(&location, format!("cannot serialize {label}: {e}")))?;
             write_atomic(&root, INDEX_FILE, &out)
@@ -324,10 +323,8 @@ impl Store {
             if !file_exists(&root.join(INDEX_FILE))? {
                 return Ok(vec![]);
             }
-            let label = index_label(&root);
-            let bytes = read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, &location)?
-                .ok_or_else(|| missing_index(&root, &location))?;
-            omitted_from_index(&bytes, &label, &location)
+            let bytes = read_index_bytes(&root, &location)?;
+            omitted_from_index(&bytes, &index_label(&root), &location)
         })
         .await
     }
@@ -335,184 +332,62 @@ impl Store {
     /// Merge `blobs` into the left-out list in `index.json` (atomically, like every index update).
     pub(super) async fn write_omitted(&self, blobs: &[OmittedBlob]) -> Result<()> {
         self.ensure_ready().await?;
-        let _serialized = self.index_lock.lock().await;
-        let root = self.root.clone();
-        let location = self.location();
         let blobs = blobs.to_vec();
-        blocking(move || {
-            let label = index_label(&root);
-            let bytes = read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, &location)?
-                .ok_or_else(|| missing_index(&root, &location))?;
-            let mut all: std::collections::BTreeSet<OmittedBlob> =
-                omitted_from_index(&bytes, &label, &location)?
-                    .into_iter()
-                    .collect();
-            all.extend(blobs);
-            let mut doc: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| layout_err(&location, format!("{label} is not valid JSON: {e}")))?;
-            let list = serde_json::to_string(&all.into_iter().collect::<Vec<_>>())
-                .map_err(|e| layout_err(&location, e.to_string()))?;
-            let obj = doc
-                .as_object_mut()
-                .ok_or_else(|| layout_err(&location, format!("{label} is not a JSON object")))?;
-            let annotations = obj
-                .entry("annotations")
-                .or_insert_with(|| Value::Object(Default::default()));
-            if let Some(a) = annotations.as_object_mut() {
-                a.insert(ANNOTATION_OMITTED_BLOBS.into(), Value::String(list));
+        self.edit_index(move |doc, label, location| index::add_omitted(doc, blobs, label, location))
+            .await
+    }
+
+    /// Create the layout with these `oci-layout` and `index.json` (an archive's, so that writes can
+    /// be staged on top of what it holds). Blocking; `root` is new.
+    pub(super) fn create_with(&self, oci_layout: &[u8], index_json: &[u8]) -> Result<()> {
+        fs::create_dir_all(&self.root).map_err(|e| TransportError::io(self.root.display(), e))?;
+        // Always a complete layout, so that a read right after this sees one.
+        write_atomic(&self.root, OCI_LAYOUT_FILE, oci_layout)?;
+        write_atomic(&self.root, INDEX_FILE, index_json)?;
+        let blobs = self.root.join(BLOBS_DIR);
+        fs::create_dir_all(&blobs).map_err(|e| TransportError::io(blobs.display(), e))
+    }
+
+    /// `oci-layout` and `index.json` as they are now, in that order (the order of an archive).
+    /// Blocking; the layout must exist.
+    pub(super) fn layout_files(&self) -> Result<[(&'static str, Vec<u8>); 2]> {
+        let location = self.location();
+        let oci_layout = self.root.join(OCI_LAYOUT_FILE);
+        let label = oci_layout.display().to_string();
+        let oci_layout = read_small(&oci_layout, MAX_OCI_LAYOUT_BYTES, &label, &location)?
+            .ok_or_else(|| layout_err(&location, format!("{label} is missing")))?;
+        let index = read_index_bytes(&self.root, &location)?;
+        Ok([(OCI_LAYOUT_FILE, oci_layout), (INDEX_FILE, index)])
+    }
+
+    /// Every committed blob and its file (temporary files are not blobs). Blocking.
+    pub(super) fn blob_files(&self) -> Result<Vec<(Digest, PathBuf)>> {
+        let blobs_dir = self.root.join(BLOBS_DIR);
+        let algs = match fs::read_dir(&blobs_dir) {
+            Ok(algs) => algs,
+            Err(e) if is_absent(&e) => return Ok(vec![]),
+            Err(e) => return Err(TransportError::io(blobs_dir.display(), e)),
+        };
+        let mut blobs = Vec::new();
+        for alg in algs {
+            let alg = alg.map_err(|e| TransportError::io(blobs_dir.display(), e))?;
+            let alg_dir = alg.path();
+            if !alg_dir.is_dir() {
+                continue;
             }
-            let out = serde_json::to_vec(&doc)
-                .map_err(|e| layout_err(&location, format!("cannot serialize {label}: {e}")))?;
-            write_atomic(&root, INDEX_FILE, &out)
-        })
-        .await
-    }
-}
-
-/// The left-out blobs an `index.json` records.
-pub(super) fn omitted_from_index(
-    bytes: &[u8],
-    label: &str,
-    location: &str,
-) -> Result<Vec<OmittedBlob>> {
-    let doc: Value = serde_json::from_slice(bytes)
-        .map_err(|e| layout_err(location, format!("{label} is not valid JSON: {e}")))?;
-    let Some(list) = doc
-        .get("annotations")
-        .and_then(|a| a.get(ANNOTATION_OMITTED_BLOBS))
-        .and_then(Value::as_str)
-    else {
-        return Ok(vec![]);
-    };
-    serde_json::from_str(list).map_err(|e| {
-        layout_err(
-            location,
-            format!(
-                "{label}: the annotation {ANNOTATION_OMITTED_BLOBS} is not a list of blobs: {e}"
-            ),
-        )
-    })
-}
-
-// ---------------------------------------------------------------------------------------------------
-// index.json
-
-/// The entries of an `index.json`, parsed and checked.
-#[derive(Debug, Clone)]
-pub(super) struct IndexFile {
-    pub(super) entries: Vec<Descriptor>,
-}
-
-impl IndexFile {
-    /// Parse `bytes`; `label` names the file in errors (`/x/index.json`), `location` the transport.
-    pub(super) fn parse(bytes: &[u8], label: &str, location: &str) -> Result<IndexFile> {
-        let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
-            layout_err(location, format!("{label} is not valid JSON: {e} (restore it, or copy the images again into a new layout)"))
-        })?;
-        let manifests = doc.get("manifests").and_then(Value::as_array).ok_or_else(|| {
-            layout_err(
-                location,
-                format!("{label} has no `manifests` list, so it is not an OCI image index (restore it, or copy the images again into a new layout)"),
-            )
-        })?;
-        let entries = manifests
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                serde_json::from_value::<Descriptor>(e.clone()).map_err(|err| {
-                    layout_err(
-                        location,
-                        format!("entry {} of {label} is not a valid descriptor: {err} (fix or remove that entry)", i + 1),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(IndexFile { entries })
-    }
-
-    /// The entry named `name` (the last one if several are).
-    pub(super) fn tagged(&self, name: &str) -> Option<&Descriptor> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|d| d.annotation(ANNOTATION_REF_NAME) == Some(name))
-    }
-
-    /// Every `org.opencontainers.image.ref.name`, once each, in file order.
-    pub(super) fn ref_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for name in self
-            .entries
-            .iter()
-            .filter_map(|d| d.annotation(ANNOTATION_REF_NAME))
-        {
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-        names
-    }
-
-    /// The only entry, by digest; `reference` is how the user names this place (`oci:/x`).
-    pub(super) fn default_target(
-        &self,
-        label: &str,
-        location: &str,
-        reference: &str,
-    ) -> Result<Target> {
-        match self.entries.as_slice() {
-            [only] => Ok(Target::Digest(only.digest.clone())),
-            [] => Err(layout_err(
-                location,
-                format!(
-                    "{label} lists no images, so there is nothing to read (copy an image into it first)"
-                ),
-            )),
-            entries => {
-                const SHOWN: usize = 10;
-                let mut names: Vec<String> = entries
-                    .iter()
-                    .take(SHOWN)
-                    .map(|d| match d.annotation(ANNOTATION_REF_NAME) {
-                        Some(name) => name.to_string(),
-                        None => format!("{} untagged", d.digest.short()),
-                    })
-                    .collect();
-                if entries.len() > SHOWN {
-                    names.push(format!("and {} more", entries.len() - SHOWN));
+            let alg_name = alg.file_name().to_string_lossy().into_owned();
+            let io_err = |e| TransportError::io(alg_dir.display(), e);
+            for f in fs::read_dir(&alg_dir).map_err(io_err)? {
+                let f = f.map_err(io_err)?;
+                let name = f.file_name().to_string_lossy().into_owned();
+                // Temporary files start with '.'; anything that is not a digest is not a blob.
+                if let Ok(d) = format!("{alg_name}:{name}").parse::<Digest>() {
+                    blobs.push((d, f.path()));
                 }
-                Err(layout_err(
-                    location,
-                    format!(
-                        "{label} has {} images ({}): name one with {reference}:NAME or {reference}@DIGEST",
-                        entries.len(),
-                        names.join(", ")
-                    ),
-                ))
             }
         }
+        Ok(blobs)
     }
-}
-
-fn entry_ref_name(entry: &Value) -> Option<&str> {
-    entry.get("annotations")?.get(ANNOTATION_REF_NAME)?.as_str()
-}
-
-/// The `index.json` entry for a root manifest.
-fn index_entry(manifest: &RawManifest, tag: Option<&str>) -> Value {
-    let mut entry = serde_json::Map::new();
-    entry.insert(
-        "mediaType".into(),
-        Value::String(manifest.media_type.clone()),
-    );
-    entry.insert("digest".into(), Value::String(manifest.digest.to_string()));
-    entry.insert("size".into(), Value::from(manifest.size()));
-    if let Some(tag) = tag {
-        let mut annotations = serde_json::Map::new();
-        annotations.insert(ANNOTATION_REF_NAME.into(), Value::String(tag.to_string()));
-        entry.insert("annotations".into(), Value::Object(annotations));
-    }
-    Value::Object(entry)
 }
 
 /// Check an `oci-layout` file: JSON with a string `imageLayoutVersion`.
@@ -596,29 +471,39 @@ fn own_media_type(bytes: &[u8]) -> Option<String> {
 
 /// A manifest blob's bytes, or `None` when the file is absent; larger than a manifest may be: an error.
 fn read_manifest_file(path: &Path, location: &str) -> Result<Option<Bytes>> {
-    let mut file = match fs::File::open(path) {
+    let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(TransportError::io(path.display(), e)),
     };
+    let label = path.display().to_string();
     let len = file
         .metadata()
-        .map_err(|e| TransportError::io(path.display(), e))?
+        .map_err(|e| TransportError::io(&label, e))?
         .len();
-    if len > MAX_MANIFEST_BYTES as u64 {
+    read_manifest_at(&file, 0, len, &format!("{location} ({label})"), &label).map(Some)
+}
+
+/// The `size` bytes of a manifest at `offset` of `file` (`label` names it in I/O errors), refused
+/// unread when larger than a manifest may be (`location` names it then).
+pub(super) fn read_manifest_at(
+    file: &fs::File,
+    offset: u64,
+    size: u64,
+    location: &str,
+    label: &str,
+) -> Result<Bytes> {
+    if size > MAX_MANIFEST_BYTES as u64 {
         return Err(TransportError::Manifest {
-            location: format!("{location} ({})", path.display()),
+            location: location.to_string(),
             source: ManifestError::TooLarge {
-                size: usize::try_from(len).unwrap_or(usize::MAX),
+                size: usize::try_from(size).unwrap_or(usize::MAX),
             },
         });
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    (&mut file)
-        .take(MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| TransportError::io(path.display(), e))?;
-    Ok(Some(Bytes::from(bytes)))
+    let mut buf = vec![0u8; size as usize];
+    read_exact_at(file, &mut buf, offset).map_err(|e| TransportError::io(label, e))?;
+    Ok(Bytes::from(buf))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -711,37 +596,27 @@ fn check_layout(root: &Path, location: &str, must_exist: bool) -> Result<bool> {
 }
 
 fn read_index(root: &Path, location: &str) -> Result<IndexFile> {
+    IndexFile::parse(
+        &read_index_bytes(root, location)?,
+        &index_label(root),
+        location,
+    )
+}
+
+/// `index.json`'s bytes; absent: an error (the layout is incomplete).
+fn read_index_bytes(root: &Path, location: &str) -> Result<Vec<u8>> {
     let label = index_label(root);
-    let bytes = read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, location)?
-        .ok_or_else(|| missing_index(root, location))?;
-    IndexFile::parse(&bytes, &label, location)
+    read_small(&root.join(INDEX_FILE), MAX_INDEX_BYTES, &label, location)?
+        .ok_or_else(|| missing_index(root, location))
 }
 
 /// Read a small file whole, `None` when it is absent; larger than `limit`: an error.
-pub(super) fn read_small(
-    path: &Path,
-    limit: u64,
-    label: &str,
-    location: &str,
-) -> Result<Option<Vec<u8>>> {
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if is_absent(&e) => return Ok(None),
-        Err(e) => return Err(TransportError::io(path.display(), e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| TransportError::io(path.display(), e))?;
-    if bytes.len() as u64 > limit {
-        return Err(layout_err(
-            location,
-            format!(
-                "{label} is larger than {limit} bytes, far more than such a file can be (is it the right file?)"
-            ),
-        ));
+fn read_small(path: &Path, limit: u64, label: &str, location: &str) -> Result<Option<Vec<u8>>> {
+    match fs::File::open(path) {
+        Ok(file) => read_capped(file, limit, label, location).map(Some),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(TransportError::io(path.display(), e)),
     }
-    Ok(Some(bytes))
 }
 
 /// Empty, or holding nothing but the lock file `mirror sync` keeps there.
@@ -762,14 +637,6 @@ fn file_exists(path: &Path) -> Result<bool> {
         Err(e) if is_absent(&e) => Ok(false),
         Err(e) => Err(TransportError::io(path.display(), e)),
     }
-}
-
-/// "Not there": the file, or a directory on its path, is missing.
-pub(super) fn is_absent(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
 }
 
 /// Create the layout on first write, or check the one that is there.
@@ -804,149 +671,4 @@ fn init_layout(root: &Path, location: &str) -> Result<()> {
     let blobs = root.join(BLOBS_DIR);
     fs::create_dir_all(&blobs).map_err(|e| TransportError::io(blobs.display(), e))?;
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Atomic writes and streams
-
-/// A temporary name next to `name`: `.tmp-<name>-<random>`.
-pub(super) fn temp_name(name: &str) -> String {
-    format!(".tmp-{name}-{:016x}", rand::random::<u64>())
-}
-
-/// Removes a temporary file when dropped, unless disarmed (the file was renamed into place). Also
-/// covers a task that is cancelled mid-write.
-pub(super) struct TempGuard(Option<PathBuf>);
-
-impl TempGuard {
-    pub(super) fn new(path: PathBuf) -> TempGuard {
-        TempGuard(Some(path))
-    }
-
-    pub(super) fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            // Best effort: the file may not have been created.
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-/// Write `bytes` to `dir/name` atomically: a temporary file, fsync, rename, fsync of the directory.
-pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(temp_name(name));
-    let guard = TempGuard::new(tmp.clone());
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| TransportError::io(tmp.display(), e))?;
-    file.write_all(bytes)
-        .map_err(|e| TransportError::io(tmp.display(), e))?;
-    file.sync_all()
-        .map_err(|e| TransportError::io(tmp.display(), e))?;
-    drop(file);
-    let target = dir.join(name);
-    fs::rename(&tmp, &target).map_err(|e| TransportError::io(target.display(), e))?;
-    guard.disarm();
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Make a rename in `dir` durable. Best effort: some file systems refuse to fsync a directory.
-pub(super) fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Write a blob stream to `tmp`, checking it against `desc` (size and digest) on the way; the file is
-/// fsynced before this returns. The caller renames it into place, or removes it on error.
-async fn write_stream(tmp: &Path, desc: &Descriptor, mut body: BlobStream) -> Result<()> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .await
-        .map_err(|e| TransportError::io(tmp.display(), e))?;
-    let mut verifier = desc.digest.verifier();
-    let mut seen: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        seen += chunk.len() as u64;
-        if seen > desc.size {
-            return Err(ContentError::Size {
-                digest: desc.digest.clone(),
-                expected: desc.size,
-                actual: seen,
-                more: true,
-            }
-            .into());
-        }
-        verifier.update(&chunk);
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| TransportError::io(tmp.display(), e))?;
-    }
-    if seen != desc.size {
-        return Err(ContentError::Size {
-            digest: desc.digest.clone(),
-            expected: desc.size,
-            actual: seen,
-            more: false,
-        }
-        .into());
-    }
-    verifier.finish().map_err(ContentError::from)?;
-    file.flush()
-        .await
-        .map_err(|e| TransportError::io(tmp.display(), e))?;
-    file.sync_all()
-        .await
-        .map_err(|e| TransportError::io(tmp.display(), e))?;
-    Ok(())
-}
-
-/// Stream the next `len` bytes of `file` in chunks of [`CHUNK`]; a file that ends early is an error.
-pub(super) fn file_stream(file: tokio::fs::File, len: u64, label: String) -> BlobStream {
-    futures::stream::try_unfold(
-        (file, len, label),
-        |(mut file, remaining, label)| async move {
-            if remaining == 0 {
-                return Ok(None);
-            }
-            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
-            let mut buf = vec![0u8; want];
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| TransportError::io(&label, e))?;
-            if n == 0 {
-                return Err(TransportError::Io {
-                    path: label,
-                    message: format!("the file ended {remaining} bytes early (was it truncated?)"),
-                });
-            }
-            buf.truncate(n);
-            Ok(Some((
-                Bytes::from(buf),
-                (file, remaining - n as u64, label),
-            )))
-        },
-    )
-    .boxed()
-}
-
-/// Run blocking file work off the runtime's threads.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| TransportError::Other(format!("a background file task failed: {e}")))?
 }
