@@ -158,7 +158,9 @@ impl ArchiveTransport {
         }
         let path = self.path.clone();
         let location = self.location();
-        let Some(scan) = blocking(move || scan_archive(&path, &location)).await? else {
+        let Some(scan) =
+            blocking(self.path.display(), move || scan_archive(&path, &location)).await?
+        else {
             return Ok(None);
         };
         let scan = Arc::new(scan);
@@ -193,7 +195,7 @@ impl ArchiveTransport {
         );
         let seed = base.clone();
         let staging_dir = dir.clone();
-        let store = blocking(move || {
+        let store = blocking(dir.display(), move || {
             let store = Store::new(staging_dir);
             match &seed {
                 Some(scan) => store.create_with(&scan.oci_layout, &scan.index_json)?,
@@ -237,7 +239,10 @@ impl ArchiveTransport {
         let file = scan.file.clone();
         let label = self.path.display().to_string();
         let at = location.clone();
-        let bytes = blocking(move || read_manifest_at(&file, offset, size, &at, &label)).await?;
+        let bytes = blocking(self.path.display(), move || {
+            read_manifest_at(&file, offset, size, &at, &label)
+        })
+        .await?;
         manifest_from_bytes(bytes, digest, entry, &location).map(Some)
     }
 
@@ -443,7 +448,10 @@ impl Transport for ArchiveTransport {
             let path = self.path.clone();
             let location = self.location();
             let packing = st.clone();
-            blocking(move || pack(&path, &packing, &location)).await?;
+            blocking(self.path.display(), move || {
+                pack(&path, &packing, &location)
+            })
+            .await?;
             let mut state = self.state();
             state.staging = None;
             state.scan = None;
@@ -453,7 +461,7 @@ impl Transport for ArchiveTransport {
         }
         let dir = st.store.root().to_path_buf();
         // The archive is complete; a staging directory that cannot be removed is only litter.
-        blocking(move || {
+        blocking(st.store.root().display(), move || {
             let _ = fs::remove_dir_all(&dir);
             Ok(())
         })
@@ -1051,7 +1059,11 @@ mod tests {
             .unwrap();
         let broken: BlobStream = futures::stream::iter(vec![
             Ok(Bytes::from_static(b"some")),
-            Err(TransportError::Other("connection reset".into())),
+            Err(TransportError::Http {
+                method: "GET".into(),
+                url: "https://registry.example/v2/library/x/blobs/sha256:00".into(),
+                message: "connection reset".into(),
+            }),
         ])
         .boxed();
         let other = blob_desc(b"some other layer");

@@ -555,7 +555,11 @@ mod tests {
         let desc = blob_desc(&data);
         let broken: BlobStream = futures::stream::iter(vec![
             Ok(Bytes::from_static(b"hello")),
-            Err(TransportError::Other("connection reset".into())),
+            Err(TransportError::Http {
+                method: "GET".into(),
+                url: "https://registry.example/v2/library/x/blobs/sha256:00".into(),
+                message: "connection reset".into(),
+            }),
         ])
         .boxed();
         let err = layout.put_blob(&desc, broken).await.unwrap_err();

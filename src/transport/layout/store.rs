@@ -101,7 +101,7 @@ impl Store {
     pub(super) async fn index(&self) -> Result<IndexFile> {
         let root = self.root.clone();
         let location = self.location();
-        blocking(move || {
+        blocking(self.root.display(), move || {
             check_layout(&root, &location, true)?;
             read_index(&root, &location)
         })
@@ -114,7 +114,7 @@ impl Store {
         let root = self.root.clone();
         let location = self.location();
         let target = target.clone();
-        blocking(move || {
+        blocking(self.root.display(), move || {
             check_layout(&root, &location, true)?;
             match target {
                 Target::Tag(name) => {
@@ -147,7 +147,7 @@ impl Store {
         let root = self.root.clone();
         let location = self.location();
         let target = target.clone();
-        blocking(move || match target {
+        blocking(self.root.display(), move || match target {
             Target::Tag(name) => {
                 if !check_layout(&root, &location, false)? {
                     return Ok(None);
@@ -179,9 +179,13 @@ impl Store {
         let digest = digest.clone();
         let entry = entry.cloned();
         let location = self.location();
-        blocking(move || match read_manifest_file(&path, &location)? {
-            None => Ok(None),
-            Some(bytes) => manifest_from_bytes(bytes, &digest, entry.as_ref(), &location).map(Some),
+        blocking(self.root.display(), move || {
+            match read_manifest_file(&path, &location)? {
+                None => Ok(None),
+                Some(bytes) => {
+                    manifest_from_bytes(bytes, &digest, entry.as_ref(), &location).map(Some)
+                }
+            }
         })
         .await
     }
@@ -199,7 +203,7 @@ impl Store {
     pub(super) async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
         let path = self.blob_path(&desc.digest);
         let label = path.display().to_string();
-        let opened = blocking(move || match fs::File::open(&path) {
+        let opened = blocking(self.root.display(), move || match fs::File::open(&path) {
             Ok(file) => {
                 let len = file
                     .metadata()
@@ -238,7 +242,7 @@ impl Store {
             .await
             .map_err(|e| TransportError::io(target.display(), e))?;
         guard.disarm();
-        blocking(move || {
+        blocking(self.root.display(), move || {
             sync_dir(&dir);
             Ok(())
         })
@@ -260,7 +264,7 @@ impl Store {
             let dir = self.root.join(BLOBS_DIR).join(manifest.digest.algorithm());
             let hex = manifest.digest.hex().to_string();
             let bytes = manifest.bytes.clone();
-            blocking(move || {
+            blocking(self.root.display(), move || {
                 fs::create_dir_all(&dir).map_err(|e| TransportError::io(dir.display(), e))?;
                 write_atomic(&dir, &hex, &bytes)
             })
@@ -286,7 +290,7 @@ impl Store {
             .get_or_try_init(|| {
                 let root = self.root.clone();
                 let location = self.location();
-                blocking(move || init_layout(&root, &location))
+                blocking(self.root.display(), move || init_layout(&root, &location))
             })
             .await
             .map(|_| ())
@@ -301,7 +305,7 @@ impl Store {
         let _serialized = self.index_lock.lock().await;
         let root = self.root.clone();
         let location = self.location();
-        blocking(move || {
+        blocking(self.root.display(), move || {
             let label = index_label(&root);
             let bytes = read_index_bytes(&root, &location)?;
             IndexFile::parse(&bytes, &label, &location)?;
@@ -319,7 +323,7 @@ impl Store {
     pub(super) async fn read_omitted(&self) -> Result<Vec<OmittedBlob>> {
         let root = self.root.clone();
         let location = self.location();
-        blocking(move || {
+        blocking(self.root.display(), move || {
             if !file_exists(&root.join(INDEX_FILE))? {
                 return Ok(vec![]);
             }

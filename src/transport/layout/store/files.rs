@@ -263,7 +263,7 @@ pub(in crate::transport::layout) fn range_stream(
             let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
             let reader = file.clone();
             let path = label.clone();
-            let buf = blocking(move || {
+            let buf = blocking(&label, move || {
                 let mut buf = vec![0u8; want];
                 read_exact_at(&reader, &mut buf, pos).map_err(|e| TransportError::io(&path, e))?;
                 Ok(buf)
@@ -278,11 +278,16 @@ pub(in crate::transport::layout) fn range_stream(
     .boxed()
 }
 
-/// Run blocking file work off the runtime's threads.
+/// Run blocking file work on `path` off the runtime's threads. The task failing (a panic, or the
+/// runtime shutting down) is an I/O error on `path`.
 pub(in crate::transport::layout) async fn blocking<T: Send + 'static>(
+    path: impl std::fmt::Display,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| TransportError::Other(format!("a background file task failed: {e}")))?
+        .map_err(|e| TransportError::Io {
+            path: path.to_string(),
+            message: format!("a background file task failed: {e}"),
+        })?
 }
