@@ -676,3 +676,6 @@ fn init_layout(root: &Path, location: &str) -> Result<()> {
     fs::create_dir_all(&blobs).map_err(|e| TransportError::io(blobs.display(), e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

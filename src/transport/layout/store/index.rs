@@ -215,3 +215,49 @@ pub(super) fn add_omitted(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::oci::Digest;
+
+    #[test]
+    fn edits_keep_unknown_fields_and_merge_omitted_blobs() {
+        let mut doc: Value = serde_json::from_str(
+            r#"{"schemaVersion":2,"x-vendor":1,"manifests":[],"annotations":{"a":"b"}}"#,
+        )
+        .unwrap();
+        let m = RawManifest::new(
+            Bytes::from_static(br#"{"schemaVersion":2,"manifests":[]}"#),
+            "",
+        );
+        add_root(&mut doc, &m, None, "index.json", "oci:x").unwrap();
+        add_root(&mut doc, &m, None, "index.json", "oci:x").unwrap();
+        add_root(&mut doc, &m, Some("v1"), "index.json", "oci:x").unwrap();
+        assert_eq!(doc["manifests"].as_array().unwrap().len(), 2);
+        assert_eq!(doc["x-vendor"], 1);
+
+        let blob = |s: &[u8]| OmittedBlob {
+            digest: Digest::sha256(s),
+            size: s.len() as u64,
+        };
+        add_omitted(
+            &mut doc,
+            vec![blob(b"b"), blob(b"a")],
+            "index.json",
+            "oci:x",
+        )
+        .unwrap();
+        add_omitted(&mut doc, vec![blob(b"a")], "index.json", "oci:x").unwrap();
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let mut expect = vec![blob(b"a"), blob(b"b")];
+        expect.sort();
+        assert_eq!(
+            omitted_from_index(&bytes, "index.json", "oci:x").unwrap(),
+            expect
+        );
+        assert_eq!(doc["annotations"]["a"], "b");
+    }
+}
