@@ -2,11 +2,11 @@
 //!
 //! [`Transport`] is what the planner reads and the copy engine writes: manifests as exact bytes,
 //! blobs as streams, tags. A registry repository ([`registry`]) and an OCI image layout directory
-//! ([`layout`]) implement it; an `oci-archive:` tarball ([`archive`]) is a layout that is packed or
-//! unpacked around it. Optional capabilities (cross-repository mount, announcing sparse-index support)
-//! have defaults that say "not possible", so a transport without them simply leaves them out.
+//! ([`layout`]) implement it; an `oci-archive:` tarball ([`layout::ArchiveTransport`]) is a layout
+//! that is packed or unpacked around it. Optional capabilities (cross-repository mount, announcing
+//! sparse-index support) have defaults that say "not possible", so a transport without them simply
+//! leaves them out.
 
-pub mod archive;
 pub mod auth;
 mod error;
 pub mod layout;
@@ -199,7 +199,7 @@ impl Opener for Locations {
                 target: l.target.clone(),
             },
             ImageRef::Archive(l) => Opened {
-                transport: Box::new(archive::ArchiveTransport::new(&l.path)),
+                transport: Box::new(layout::ArchiveTransport::new(&l.path)),
                 target: l.target.clone(),
             },
         })

@@ -5,14 +5,15 @@
 //! `blobs/<alg>/<hex>` entry's bytes are in the file; a blob is then streamed straight from that byte
 //! range (through the file handle opened by the scan, so it stays valid whatever happens to the path).
 //!
-//! Writing never modifies the archive in place. Writes go to a staging OCI layout in a temporary
-//! directory next to the archive (`<archive>.partial-<random>/`, made by the first write); it starts
-//! with the archive's `oci-layout` and `index.json`, and holds only the blobs that are new, while the
-//! blobs already in the archive stay where they are. [`Transport::finish`] then packs the result into
+//! Writing never modifies the archive in place. Writes go to a staging OCI layout (a [`Store`], the
+//! same one `oci:` writes through) in a temporary directory next to the archive
+//! (`<archive>.partial-<random>/`, made by the first write); it starts with the archive's
+//! `oci-layout` and `index.json`, and holds only the blobs that are new, while the blobs already in
+//! the archive stay where they are. [`Transport::finish`] then packs the result into
 //! `<archive>.tmp-<random>` (`oci-layout` and `index.json` first, then every blob in digest order,
 //! new ones from the staging directory and old ones copied from their range of the old archive),
-//! fsyncs it and renames it over the archive, so the archive is either the old one or the complete new
-//! one. A copy that fails before `finish` leaves the archive untouched, and the staging directory is
+//! fsyncs it and renames it over the archive (an [`AtomicFile`]), so the archive is either the old one
+//! or the complete new one. A copy that fails before `finish` leaves the archive untouched, and the staging directory is
 //! removed when the transport is dropped. Reads after writes see the staged content.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,17 +26,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::StreamExt;
 
-use super::layout::{
-    CHUNK, INDEX_FILE, IndexFile, LayoutTransport, MAX_INDEX_BYTES, MAX_OCI_LAYOUT_BYTES,
-    NEW_INDEX, NEW_OCI_LAYOUT, OCI_LAYOUT_FILE, TempGuard, blocking, is_absent, layout_err,
-    manifest_from_bytes, sync_dir, validate_oci_layout, write_atomic,
+use super::store::{
+    AtomicFile, INDEX_FILE, IndexFile, MAX_INDEX_BYTES, MAX_OCI_LAYOUT_BYTES, NEW_INDEX,
+    NEW_OCI_LAYOUT, OCI_LAYOUT_FILE, Store, blocking, is_absent, layout_err, manifest_from_bytes,
+    omitted_from_index, range_stream, read_at, read_capped, read_manifest_at, validate_oci_layout,
 };
-use super::{BlobStream, PushAs, Result, SparseSupport, Transport, TransportError};
-use crate::oci::{Descriptor, Digest, MAX_MANIFEST_BYTES, ManifestError, RawManifest};
+use crate::oci::{Descriptor, Digest, RawManifest};
 use crate::reference::Target;
+use crate::transport::{
+    BlobStream, OmittedBlob, PushAs, Result, SparseSupport, Transport, TransportError,
+};
 
 /// An `oci-archive:` tar file.
 pub struct ArchiveTransport {
@@ -67,8 +68,8 @@ struct Scan {
 }
 
 struct Staging {
-    dir: PathBuf,
-    layout: LayoutTransport,
+    /// The staging layout; its root is the staging directory.
+    store: Store,
     /// The archive as it was when staging began (`None`: there was none); its blobs are not copied
     /// into the staging directory.
     base: Option<Arc<Scan>>,
@@ -112,7 +113,7 @@ impl ArchiveTransport {
         let location = self.location();
         let staging = self.state().staging.clone();
         if let Some(st) = staging {
-            let index = st.layout.index_file_blocking()?;
+            let index = st.store.index_blocking()?;
             return index.default_target(&self.index_label(), &location, &location);
         }
         let cached = self.state().scan.clone();
@@ -157,7 +158,9 @@ impl ArchiveTransport {
         }
         let path = self.path.clone();
         let location = self.location();
-        let Some(scan) = blocking(move || scan_archive(&path, &location)).await? else {
+        let Some(scan) =
+            blocking(self.path.display(), move || scan_archive(&path, &location)).await?
+        else {
             return Ok(None);
         };
         let scan = Arc::new(scan);
@@ -192,27 +195,20 @@ impl ArchiveTransport {
         );
         let seed = base.clone();
         let staging_dir = dir.clone();
-        blocking(move || {
-            fs::create_dir_all(&staging_dir)
-                .map_err(|e| TransportError::io(staging_dir.display(), e))?;
-            // Always a complete layout, so that a read right after this sees one.
-            let (oci_layout, index_json) = match &seed {
-                Some(scan) => (scan.oci_layout.as_slice(), scan.index_json.as_slice()),
-                None => (NEW_OCI_LAYOUT, NEW_INDEX),
-            };
-            write_atomic(&staging_dir, OCI_LAYOUT_FILE, oci_layout)?;
-            write_atomic(&staging_dir, INDEX_FILE, index_json)?;
-            fs::create_dir_all(staging_dir.join("blobs"))
-                .map_err(|e| TransportError::io(staging_dir.display(), e))?;
-            Ok(())
+        let store = blocking(dir.display(), move || {
+            let store = Store::new(staging_dir);
+            match &seed {
+                Some(scan) => store.create_with(&scan.oci_layout, &scan.index_json)?,
+                None => store.create_with(NEW_OCI_LAYOUT, NEW_INDEX)?,
+            }
+            Ok(store)
         })
         .await
         .inspect_err(|_| {
             let _ = fs::remove_dir_all(&dir);
         })?;
         let st = Arc::new(Staging {
-            layout: LayoutTransport::new(&dir),
-            dir,
+            store,
             base,
             dirty: AtomicBool::new(false),
         });
@@ -229,7 +225,7 @@ impl ArchiveTransport {
         entry: Option<&Descriptor>,
     ) -> Result<Option<RawManifest>> {
         if let Some(st) = staging
-            && let Some(m) = st.layout.read_manifest_blob(digest, entry).await?
+            && let Some(m) = st.store.read_manifest(digest, entry).await?
         {
             return Ok(Some(m));
         }
@@ -240,23 +236,14 @@ impl ArchiveTransport {
             return Ok(None);
         };
         let location = self.location();
-        if size > MAX_MANIFEST_BYTES as u64 {
-            return Err(TransportError::Manifest {
-                location,
-                source: ManifestError::TooLarge {
-                    size: usize::try_from(size).unwrap_or(usize::MAX),
-                },
-            });
-        }
         let file = scan.file.clone();
         let label = self.path.display().to_string();
-        let bytes = blocking(move || {
-            let mut buf = vec![0u8; size as usize];
-            read_exact_at(&file, &mut buf, offset).map_err(|e| TransportError::io(&label, e))?;
-            Ok(buf)
+        let at = location.clone();
+        let bytes = blocking(self.path.display(), move || {
+            read_manifest_at(&file, offset, size, &at, &label)
         })
         .await?;
-        manifest_from_bytes(Bytes::from(bytes), digest, entry, &location).map(Some)
+        manifest_from_bytes(bytes, digest, entry, &location).map(Some)
     }
 
     fn missing_tagged_blob(&self, name: &str, digest: &Digest) -> TransportError {
@@ -281,7 +268,7 @@ impl Drop for ArchiveTransport {
         if let Some(st) = state.staging.take() {
             // Best effort: a copy that did not finish leaves the archive as it was and no staging
             // directory behind.
-            let _ = fs::remove_dir_all(&st.dir);
+            let _ = fs::remove_dir_all(st.store.root());
         }
     }
 }
@@ -299,7 +286,7 @@ impl Transport for ArchiveTransport {
     async fn get_manifest(&self, target: &Target) -> Result<Option<RawManifest>> {
         let (staging, scan, index) = match self.view().await? {
             View::Staged(st) => {
-                let index = st.layout.index_file().await?;
+                let index = st.store.index().await?;
                 let base = st.base.clone();
                 (Some(st), base, index)
             }
@@ -345,18 +332,18 @@ impl Transport for ArchiveTransport {
                 Ok(scan.blobs.contains_key(d).then(|| d.clone()))
             }
             (View::Staged(st), Target::Tag(name)) => {
-                let index = st.layout.index_file().await?;
+                let index = st.store.index().await?;
                 let Some(entry) = index.tagged(name) else {
                     return Ok(None);
                 };
-                if st.base_has(&entry.digest) || st.layout.has_blob(&entry.digest).await? {
+                if st.base_has(&entry.digest) || st.store.has_blob(&entry.digest).await? {
                     Ok(Some(entry.digest.clone()))
                 } else {
                     Err(self.missing_tagged_blob(name, &entry.digest))
                 }
             }
             (View::Staged(st), Target::Digest(d)) => {
-                Ok((st.base_has(d) || st.layout.has_blob(d).await?).then(|| d.clone()))
+                Ok((st.base_has(d) || st.store.has_blob(d).await?).then(|| d.clone()))
             }
         }
     }
@@ -365,7 +352,7 @@ impl Transport for ArchiveTransport {
         match self.view().await? {
             View::Missing => Ok(false),
             View::Archive(scan) => Ok(scan.blobs.contains_key(digest)),
-            View::Staged(st) => Ok(st.base_has(digest) || st.layout.has_blob(digest).await?),
+            View::Staged(st) => Ok(st.base_has(digest) || st.store.has_blob(digest).await?),
         }
     }
 
@@ -374,8 +361,8 @@ impl Transport for ArchiveTransport {
             View::Missing => return Err(self.missing()),
             View::Archive(scan) => Some(scan),
             View::Staged(st) => {
-                if st.layout.has_blob(&desc.digest).await? {
-                    return st.layout.get_blob(desc).await;
+                if st.store.has_blob(&desc.digest).await? {
+                    return st.store.open_blob(desc).await;
                 }
                 st.base.clone()
             }
@@ -402,7 +389,7 @@ impl Transport for ArchiveTransport {
         if st.base_has(&desc.digest) {
             return Ok(());
         }
-        st.layout.put_blob(desc, body).await?;
+        st.store.put_blob(desc, body).await?;
         st.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -415,7 +402,7 @@ impl Transport for ArchiveTransport {
         {
             return Ok(());
         }
-        st.layout.put_manifest(manifest, push_as).await?;
+        st.store.put_manifest(manifest, push_as).await?;
         st.dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -424,7 +411,7 @@ impl Transport for ArchiveTransport {
         match self.view().await? {
             View::Missing => Err(self.missing()),
             View::Archive(scan) => Ok(scan.index.ref_names()),
-            View::Staged(st) => st.layout.list_tags().await,
+            View::Staged(st) => Ok(st.store.index().await?.ref_names()),
         }
     }
 
@@ -432,20 +419,20 @@ impl Transport for ArchiveTransport {
         SparseSupport::Yes
     }
 
-    async fn omitted_blobs(&self) -> Result<Vec<super::OmittedBlob>> {
+    async fn omitted_blobs(&self) -> Result<Vec<OmittedBlob>> {
         match self.view().await? {
             View::Missing => Ok(vec![]),
             View::Archive(scan) => {
                 let location = self.location();
-                super::layout::omitted_from_index(&scan.index_json, "index.json", &location)
+                omitted_from_index(&scan.index_json, "index.json", &location)
             }
-            View::Staged(st) => st.layout.omitted_blobs().await,
+            View::Staged(st) => st.store.read_omitted().await,
         }
     }
 
-    async fn record_omitted(&self, blobs: &[super::OmittedBlob]) -> Result<bool> {
+    async fn record_omitted(&self, blobs: &[OmittedBlob]) -> Result<bool> {
         let st = self.staging().await?;
-        st.layout.record_omitted(blobs).await?;
+        st.store.write_omitted(blobs).await?;
         st.dirty.store(true, Ordering::SeqCst);
         Ok(true)
     }
@@ -461,7 +448,10 @@ impl Transport for ArchiveTransport {
             let path = self.path.clone();
             let location = self.location();
             let packing = st.clone();
-            blocking(move || pack(&path, &packing, &location)).await?;
+            blocking(self.path.display(), move || {
+                pack(&path, &packing, &location)
+            })
+            .await?;
             let mut state = self.state();
             state.staging = None;
             state.scan = None;
@@ -469,9 +459,9 @@ impl Transport for ArchiveTransport {
             // Everything was in the archive already: leave it as it is.
             self.state().staging = None;
         }
-        let dir = st.dir.clone();
+        let dir = st.store.root().to_path_buf();
         // The archive is complete; a staging directory that cannot be removed is only litter.
-        blocking(move || {
+        blocking(st.store.root().display(), move || {
             let _ = fs::remove_dir_all(&dir);
             Ok(())
         })
@@ -569,7 +559,7 @@ fn scan_archive(path: &Path, location: &str) -> Result<Option<Scan>> {
             let label = format!("{name} in {}", path.display());
             match name {
                 OCI_LAYOUT_FILE => {
-                    oci_layout = Some(read_entry(
+                    oci_layout = Some(read_capped(
                         &mut entry,
                         MAX_OCI_LAYOUT_BYTES,
                         &label,
@@ -577,7 +567,7 @@ fn scan_archive(path: &Path, location: &str) -> Result<Option<Scan>> {
                     )?)
                 }
                 INDEX_FILE => {
-                    index_json = Some(read_entry(&mut entry, MAX_INDEX_BYTES, &label, location)?)
+                    index_json = Some(read_capped(&mut entry, MAX_INDEX_BYTES, &label, location)?)
                 }
                 _ => {
                     if let Some(digest) = blob_digest(name) {
@@ -621,23 +611,6 @@ fn scan_archive(path: &Path, location: &str) -> Result<Option<Scan>> {
     }))
 }
 
-fn read_entry(entry: &mut impl Read, limit: u64, label: &str, location: &str) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    entry
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| TransportError::io(label, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(layout_err(
-            location,
-            format!(
-                "{label} is larger than {limit} bytes, far more than such a file can be (is it the right file?)"
-            ),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// A shared file handle as a `Read + Seek` with its own position (for the header scan).
 struct SharedFile(Arc<fs::File>);
 
@@ -651,63 +624,6 @@ impl io::Seek for SharedFile {
     fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
         (&*self.0).seek(pos)
     }
-}
-
-#[cfg(unix)]
-fn read_at(file: &fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_at(file: &fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-}
-
-/// Fill `buf` from `offset` of `file` (positional: the handle's own position is not used).
-fn read_exact_at(file: &fs::File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match read_at(file, buf, offset) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the archive ended early (was it truncated?)",
-                ));
-            }
-            Ok(n) => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Stream `size` bytes from `offset` of the archive in chunks of [`CHUNK`].
-fn range_stream(file: Arc<fs::File>, offset: u64, size: u64, label: String) -> BlobStream {
-    futures::stream::try_unfold(
-        (file, offset, size, label),
-        |(file, pos, remaining, label)| async move {
-            if remaining == 0 {
-                return Ok(None);
-            }
-            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
-            let reader = file.clone();
-            let path = label.clone();
-            let buf = blocking(move || {
-                let mut buf = vec![0u8; want];
-                read_exact_at(&reader, &mut buf, pos).map_err(|e| TransportError::io(&path, e))?;
-                Ok(buf)
-            })
-            .await?;
-            Ok(Some((
-                Bytes::from(buf),
-                (file, pos + want as u64, remaining - want as u64, label),
-            )))
-        },
-    )
-    .boxed()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -800,47 +716,18 @@ fn pack(archive: &Path, st: &Staging, location: &str) -> Result<()> {
             blobs.insert(d.clone(), BlobSource::Archive(offset, size));
         }
     }
-    let blobs_dir = st.dir.join("blobs");
-    match fs::read_dir(&blobs_dir) {
-        Ok(algs) => {
-            for alg in algs {
-                let alg = alg.map_err(|e| TransportError::io(blobs_dir.display(), e))?;
-                let alg_dir = alg.path();
-                if !alg_dir.is_dir() {
-                    continue;
-                }
-                let alg_name = alg.file_name().to_string_lossy().into_owned();
-                for f in
-                    fs::read_dir(&alg_dir).map_err(|e| TransportError::io(alg_dir.display(), e))?
-                {
-                    let f = f.map_err(|e| TransportError::io(alg_dir.display(), e))?;
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    // Temporary files start with '.'; anything that is not a digest is not a blob.
-                    if let Ok(d) = format!("{alg_name}:{name}").parse::<Digest>() {
-                        blobs.insert(d, BlobSource::Staged(f.path()));
-                    }
-                }
-            }
-        }
-        Err(e) if is_absent(&e) => {}
-        Err(e) => return Err(TransportError::io(blobs_dir.display(), e)),
+    for (d, path) in st.store.blob_files()? {
+        blobs.insert(d, BlobSource::Staged(path));
     }
 
     let tmp = with_suffix(archive, &format!(".tmp-{:016x}", rand::random::<u64>()));
-    let tmp_label = tmp.display().to_string();
-    let guard = TempGuard::new(tmp.clone());
+    let mut out = AtomicFile::create(tmp, archive.to_path_buf())?;
+    let tmp_label = out.temp_path().display().to_string();
     let io_err = |e: io::Error| TransportError::io(&tmp_label, e);
-    let out = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_err)?;
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(1024 * 1024, out));
+    let mut builder = tar::Builder::new(BufWriter::with_capacity(1024 * 1024, out.file()));
     builder.sparse(false);
 
-    for name in [OCI_LAYOUT_FILE, INDEX_FILE] {
-        let path = st.dir.join(name);
-        let bytes = fs::read(&path).map_err(|e| TransportError::io(path.display(), e))?;
+    for (name, bytes) in st.store.layout_files()? {
         let mut h = header(tar::EntryType::Regular, bytes.len() as u64, 0o644);
         builder
             .append_data(&mut h, name, bytes.as_slice())
@@ -893,47 +780,41 @@ fn pack(archive: &Path, st: &Staging, location: &str) -> Result<()> {
         }
     }
     let writer = builder.into_inner().map_err(io_err)?;
-    let out = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
-    out.sync_all().map_err(io_err)?;
+    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
     if let Some(m) = &current {
         // Keep the old archive's permissions.
-        out.set_permissions(m.permissions()).map_err(io_err)?;
+        file.set_permissions(m.permissions()).map_err(io_err)?;
     }
-    drop(out);
-    fs::rename(&tmp, archive).map_err(|e| TransportError::io(&archive_label, e))?;
-    guard.disarm();
-    let parent = archive
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(parent);
-    Ok(())
+    out.commit()
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use futures::StreamExt;
+
     use super::*;
     use crate::oci::ANNOTATION_REF_NAME;
-    use crate::transport::layout::tests::{
+    use crate::transport::layout::testing::{
         blob_desc, chunks, copy_fixture, digest, fixture, read_all,
     };
 
     /// Copy every blob of a layout directory and every `index.json` entry (as a root, with its name)
     /// into `dst`, the way the engine would: blobs first, roots last.
     async fn copy_layout(src_dir: &Path, dst: &dyn Transport) {
-        let src = LayoutTransport::new(src_dir);
+        let src = Store::new(src_dir);
         for f in fs::read_dir(src_dir.join("blobs/sha256")).unwrap() {
             let f = f.unwrap();
             let bytes = fs::read(f.path()).unwrap();
             let desc = blob_desc(&bytes);
             if !dst.has_blob(&desc.digest).await.unwrap() {
-                let body = src.get_blob(&desc).await.unwrap();
+                let body = src.open_blob(&desc).await.unwrap();
                 dst.put_blob(&desc, body).await.unwrap();
             }
         }
-        for entry in src.index_file().await.unwrap().entries {
+        for entry in src.index().await.unwrap().entries {
             let m = src
-                .get_manifest(&Target::Digest(entry.digest.clone()))
+                .manifest(&Target::Digest(entry.digest.clone()))
                 .await
                 .unwrap()
                 .unwrap();
@@ -1178,7 +1059,11 @@ mod tests {
             .unwrap();
         let broken: BlobStream = futures::stream::iter(vec![
             Ok(Bytes::from_static(b"some")),
-            Err(TransportError::Other("connection reset".into())),
+            Err(TransportError::Http {
+                method: "GET".into(),
+                url: "https://registry.example/v2/library/x/blobs/sha256:00".into(),
+                message: "connection reset".into(),
+            }),
         ])
         .boxed();
         let other = blob_desc(b"some other layer");
