@@ -116,7 +116,7 @@ _mirror() {
                     return 0
                     ;;
                 --on-sparse-reject)
-                    COMPREPLY=($(compgen -W "report complete strip" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "report complete required strip" -- "${cur}"))
                     return 0
                     ;;
                 --state)
@@ -374,7 +374,7 @@ _mirror() {
                     return 0
                     ;;
                 --on-sparse-reject)
-                    COMPREPLY=($(compgen -W "report complete strip" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "report complete required strip" -- "${cur}"))
                     return 0
                     ;;
                 --state)

@@ -40,9 +40,10 @@ none\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l unbound -d 'Index entries with no platform that attest nothing' -r -f -a "keep\t''
 drop\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l referrers-type -d 'Only referrers of this artifact type (repeatable), e.g. application/vnd.dev.sigstore.bundle.v0.3+json' -r
-complete -c mirror -n "__fish_mirror_using_subcommand copy" -l on-sparse-reject -d 'What to do when the destination refuses the sparse index' -r -f -a "report\t''
-complete\t''
-strip\t''"
+complete -c mirror -n "__fish_mirror_using_subcommand copy" -l on-sparse-reject -d 'What to do when the destination refuses the sparse index; a list is tried in order (required,strip)' -r -f -a "report\t'Stop (exit 3): the kept children stay by digest; the report prices the alternatives'
+complete\t'Copy the dropped entries too and push the original index (digest kept)'
+required\t'Copy only the entries the destination names, until it accepts the original index'
+strip\t'Push an index of the kept entries (new digest), tied to the original for `mirror verify`'"
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l state -d 'Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add what this bundle delivers to FILE. The destination must be oci: or oci-archive:' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
@@ -78,9 +79,10 @@ none\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l unbound -d 'Index entries with no platform that attest nothing' -r -f -a "keep\t''
 drop\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l referrers-type -d 'Only referrers of this artifact type (repeatable), e.g. application/vnd.dev.sigstore.bundle.v0.3+json' -r
-complete -c mirror -n "__fish_mirror_using_subcommand plan" -l on-sparse-reject -d 'What to do when the destination refuses the sparse index' -r -f -a "report\t''
-complete\t''
-strip\t''"
+complete -c mirror -n "__fish_mirror_using_subcommand plan" -l on-sparse-reject -d 'What to do when the destination refuses the sparse index; a list is tried in order (required,strip)' -r -f -a "report\t'Stop (exit 3): the kept children stay by digest; the report prices the alternatives'
+complete\t'Copy the dropped entries too and push the original index (digest kept)'
+required\t'Copy only the entries the destination names, until it accepts the original index'
+strip\t'Push an index of the kept entries (new digest), tied to the original for `mirror verify`'"
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l state -d 'Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add what this bundle delivers to FILE. The destination must be oci: or oci-archive:' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r

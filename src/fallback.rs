@@ -115,22 +115,28 @@ impl FromStr for Policies {
 /// A policy (`strip`), a comma-separated list (`required,strip`) or a YAML list.
 impl<'de> Deserialize<'de> for Policies {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Policies;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a policy (report, complete, required, strip) or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Policies, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Policies, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    let p: Policies = s.parse().map_err(serde::de::Error::custom)?;
+                    out.extend(p.0);
+                }
+                Ok(Policies::new(out))
+            }
         }
-        let list = match Form::deserialize(d)? {
-            Form::One(s) => vec![s],
-            Form::Many(v) => v,
-        };
-        let mut out = Vec::new();
-        for s in &list {
-            let p: Policies = s.parse().map_err(serde::de::Error::custom)?;
-            out.extend(p.0);
-        }
-        Ok(Policies::new(out))
+        d.deserialize_any(Visitor)
     }
 }
 

@@ -19,6 +19,8 @@
 //! - [`config`], [`sync`]: the sync config file, validated into jobs, and running them.
 //! - [`bundle`]: incremental air-gap bundles (`--state`) and `inventory`.
 //! - [`inspect`]: an image as it is at one location (entries, sizes, what is absent, referrers).
+//! - [`verify`]: whether an image holds where it is (complete, sparse by design, or stripped
+//!   from a recorded original).
 //! - [`report`]: the versioned JSON report and the text summary.
 //! - [`error`]: the library's error kinds and the exit codes.
 //! - [`cli`]: clap arguments, settings resolution, rendering, hints, exit codes.
@@ -40,6 +42,7 @@ pub mod report;
 pub mod select;
 pub mod sync;
 pub mod transport;
+pub mod verify;
 pub mod walk;
 
 #[cfg(test)]

@@ -365,6 +365,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rerun_of_a_stripped_copy_is_up_to_date_and_pushes_nothing() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FIVE, false);
+        let first = copy(&w, &KEEP, OnSparseReject::Strip, |_| {})
+            .await
+            .unwrap();
+        let stripped = first.index.pushed_digest.unwrap();
+        w.dst.clear_log();
+        let again = copy(&w, &KEEP, OnSparseReject::Strip, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(again.index.outcome, Outcome::UpToDate);
+        assert_eq!(again.index.pushed_digest, Some(stripped.clone()));
+        assert_eq!(again.index.digest, img.index.digest);
+        assert!(w.dst.writes().is_empty(), "{:#?}", w.dst.writes());
+        // Another selection is not up to date: the stripped index lists other entries.
+        let other = copy(&w, &["linux/amd64"], OnSparseReject::Strip, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(other.index.outcome, Outcome::Stripped);
+        assert_ne!(other.index.pushed_digest, Some(stripped));
+    }
+
+    #[tokio::test]
     async fn required_copies_only_what_a_platform_rule_demands_and_keeps_the_digest() {
         let w = testkit::world();
         w.dst

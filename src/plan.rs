@@ -129,6 +129,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Referrers and signatures found for the manifests of the plan (copied or skipped).
     pub referrers: Vec<PlannedReferrer>,
+    /// The destination tag is on an index that `--on-sparse-reject strip` made from this source
+    /// index, listing the same kept entries: its digest.
+    pub stripped: Option<Digest>,
 }
 
 impl Plan {
@@ -295,6 +298,12 @@ pub async fn plan(
             .map_err(dest_err)?,
     };
     let root_present = destination_digest.as_ref() == Some(&root_raw.digest);
+    let stripped = match (&destination_digest, root_present, kind) {
+        (Some(d), false, RootKind::Index) => stripped_from(dst, d, &root_raw.digest, &entries)
+            .await
+            .map_err(dest_err)?,
+        _ => None,
+    };
     let sparse_support = dst.sparse_support().await;
     let root = PlannedManifest {
         digest: root_raw.digest.clone(),
@@ -319,11 +328,12 @@ pub async fn plan(
         sparse_support,
         warnings: warnings.clone(),
         referrers: vec![],
+        stripped: None,
     };
 
     // The no-op fast path: the destination has the root, so if every kept child is there too the
     // children need not be read at all (a few HEAD requests, no GETs, no blob traffic).
-    if root_present {
+    if root_present || stripped.is_some() {
         let children: Vec<Digest> = pending
             .iter()
             .map(|p| p.descriptor.digest.clone())
@@ -354,6 +364,8 @@ pub async fn plan(
             };
             blobs.iter_mut().for_each(|b| b.present = true);
             let mut plan = finish(listed, blobs, true);
+            plan.root.present = true;
+            plan.stripped = stripped;
             add_referrers(&mut plan, src, dst, opts, jobs).await?;
             check_bundles(&mut plan, src, dst, opts).await?;
             return Ok(plan);
@@ -642,6 +654,34 @@ fn check_missing(
     }
     warnings.push(msg);
     Ok(())
+}
+
+/// `Some(digest)` when `digest` at the destination is an index stripped from `original`
+/// ([`oci::ANNOTATION_STRIPPED_FROM`]) that lists exactly the root entries this selection keeps.
+async fn stripped_from(
+    dst: &dyn Transport,
+    digest: &Digest,
+    original: &Digest,
+    entries: &[PlannedEntry],
+) -> Result<Option<Digest>, crate::transport::TransportError> {
+    let Some(raw) = dst.get_manifest(&Target::Digest(digest.clone())).await? else {
+        return Ok(None);
+    };
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&raw.bytes) else {
+        return Ok(None);
+    };
+    if doc["annotations"][oci::ANNOTATION_STRIPPED_FROM].as_str() != Some(original.as_str()) {
+        return Ok(None);
+    }
+    let listed: Option<BTreeSet<&str>> = doc["manifests"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|d| d["digest"].as_str()).collect());
+    let kept: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.keep && e.parent == *original)
+        .map(|e| e.digest.as_str())
+        .collect();
+    Ok((listed == Some(kept)).then(|| digest.clone()))
 }
 
 /// A kept image manifest not read yet.

@@ -156,7 +156,8 @@ impl Report {
     /// The report of a plan, before or after execution.
     pub fn from_plan(plan: &Plan, outcome: Outcome, dry_run: bool) -> Report {
         let pushed_digest = match outcome {
-            Outcome::Pushed | Outcome::Completed | Outcome::Single | Outcome::UpToDate => {
+            Outcome::UpToDate => Some(plan.stripped.as_ref().unwrap_or(&plan.root.digest).clone()),
+            Outcome::Pushed | Outcome::Completed | Outcome::Single => {
                 Some(plan.root.digest.clone())
             }
             _ => None,

@@ -24,8 +24,8 @@ use futures::StreamExt;
 
 use super::registry::RegistryOptions;
 use super::{
-    BlobStream, Opened, Opener, PushAs, RegistryErrorItem, Result, SparseSupport, Transport,
-    TransportError,
+    BlobState, BlobStream, Opened, Opener, PushAs, RegistryErrorItem, Result, SparseSupport,
+    Transport, TransportError,
 };
 use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
 use crate::platform::Platform;
@@ -326,6 +326,18 @@ impl Transport for MemoryRepo {
             .repos
             .get(&self.name)
             .is_some_and(|r| r.blobs.contains_key(digest)))
+    }
+
+    async fn blob_state(&self, digest: &Digest) -> Result<BlobState> {
+        let st = self.record(Call::HasBlob(self.name.clone(), digest.clone()));
+        Ok(
+            match st.repos.get(&self.name).and_then(|r| r.blobs.get(digest)) {
+                Some(b) => BlobState::Present {
+                    size: Some(b.len() as u64),
+                },
+                None => BlobState::Absent,
+            },
+        )
     }
 
     async fn get_blob(&self, desc: &Descriptor) -> Result<BlobStream> {

@@ -38,6 +38,16 @@ pub struct OmittedBlob {
 /// `{"digest", "size"}` objects, as a string).
 pub const ANNOTATION_OMITTED_BLOBS: &str = "dev.mirror.bundle.omitted-blobs";
 
+/// A blob at a location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    Absent,
+    /// `size`: what the location says it holds (`None`: it cannot tell without reading).
+    Present {
+        size: Option<u64>,
+    },
+}
+
 /// How a manifest is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushAs {
@@ -75,6 +85,15 @@ pub trait Transport: Send + Sync {
     async fn head_manifest(&self, target: &Target) -> Result<Option<Digest>>;
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool>;
+
+    /// Whether a blob is here and, where the location can tell without reading it, its size.
+    async fn blob_state(&self, digest: &Digest) -> Result<BlobState> {
+        Ok(if self.has_blob(digest).await? {
+            BlobState::Present { size: None }
+        } else {
+            BlobState::Absent
+        })
+    }
 
     /// Open a blob for reading. The bytes are not verified here: the copy engine wraps the stream.
     async fn get_blob(&self, desc: &Descriptor) -> Result<BlobStream>;

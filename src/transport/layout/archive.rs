@@ -35,7 +35,7 @@ use super::store::{
 use crate::oci::{Descriptor, Digest, RawManifest};
 use crate::reference::Target;
 use crate::transport::{
-    BlobStream, OmittedBlob, PushAs, Result, SparseSupport, Transport, TransportError,
+    BlobState, BlobStream, OmittedBlob, PushAs, Result, SparseSupport, Transport, TransportError,
 };
 
 /// An `oci-archive:` tar file.
@@ -354,6 +354,20 @@ impl Transport for ArchiveTransport {
             View::Archive(scan) => Ok(scan.blobs.contains_key(digest)),
             View::Staged(st) => Ok(st.base_has(digest) || st.store.has_blob(digest).await?),
         }
+    }
+
+    async fn blob_state(&self, digest: &Digest) -> Result<BlobState> {
+        if let View::Archive(scan) = self.view().await? {
+            return Ok(match scan.blobs.get(digest) {
+                Some((_, size)) => BlobState::Present { size: Some(*size) },
+                None => BlobState::Absent,
+            });
+        }
+        Ok(if self.has_blob(digest).await? {
+            BlobState::Present { size: None }
+        } else {
+            BlobState::Absent
+        })
     }
 
     async fn get_blob(&self, desc: &Descriptor) -> Result<BlobStream> {

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use super::store::Store;
 use crate::oci::{Descriptor, Digest, RawManifest};
 use crate::reference::Target;
-use crate::transport::{BlobStream, OmittedBlob, PushAs, Result, SparseSupport, Transport};
+use crate::transport::{
+    BlobState, BlobStream, OmittedBlob, PushAs, Result, SparseSupport, Transport,
+};
 
 /// An OCI image layout directory.
 pub struct LayoutTransport {
@@ -65,6 +67,13 @@ impl Transport for LayoutTransport {
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool> {
         self.store.has_blob(digest).await
+    }
+
+    async fn blob_state(&self, digest: &Digest) -> Result<BlobState> {
+        Ok(match self.store.blob_len(digest).await? {
+            Some(size) => BlobState::Present { size: Some(size) },
+            None => BlobState::Absent,
+        })
     }
 
     async fn get_blob(&self, desc: &Descriptor) -> Result<BlobStream> {

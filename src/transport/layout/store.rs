@@ -191,10 +191,15 @@ impl Store {
     }
 
     pub(super) async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blob_len(digest).await?.is_some())
+    }
+
+    /// The size of a blob's file, `None` when it is not there.
+    pub(super) async fn blob_len(&self, digest: &Digest) -> Result<Option<u64>> {
         let path = self.blob_path(digest);
         match tokio::fs::metadata(&path).await {
-            Ok(m) => Ok(m.is_file()),
-            Err(e) if is_absent(&e) => Ok(false),
+            Ok(m) => Ok(m.is_file().then_some(m.len())),
+            Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(TransportError::io(path.display(), e)),
         }
     }
