@@ -10,8 +10,8 @@ use crate::plan::PlanOptions;
 use crate::platform;
 use crate::reference::ImageRef;
 use crate::select::{Attestations, Selection, Unbound};
-use crate::transport::auth;
 use crate::transport::registry::RegistryOptions;
+use crate::transport::registry::credentials;
 
 use super::args::{AttestationsArg, CopyArgs, OnSparseRejectArg, UnboundArg};
 
@@ -132,7 +132,7 @@ fn registry_options(
     let credentials = match creds {
         None => None,
         Some(c) => Some(
-            auth::creds_from_flag(c, flag, |user| {
+            credentials::creds_from_flag(c, flag, |user| {
                 use std::io::IsTerminal as _;
                 std::io::stdin()
                     .is_terminal()

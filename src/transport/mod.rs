@@ -7,7 +7,6 @@
 //! have defaults that say "not possible", so a transport without them simply leaves them out.
 
 pub mod archive;
-pub mod auth;
 mod error;
 pub mod layout;
 pub mod registry;

@@ -19,7 +19,7 @@
 //!
 //! Auth, the way docker and skopeo do it, so that every registry that works with them works here:
 //! - `GET /v2/` (unauthenticated) learns the challenge. No challenge: nothing is ever sent, so a
-//!   registry that did not ask never sees a credential. Credentials are looked up ([`super::auth`])
+//!   registry that did not ask never sees a credential. Credentials are looked up ([`credentials`])
 //!   only once a registry asks, so a credential helper runs only when needed.
 //! - `Basic`: the user and password on every request to the registry host.
 //! - `Bearer realm=…,service=…`: a token from the realm for exactly the scopes a request needs:
@@ -60,14 +60,16 @@ use reqwest::header::{
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::{Mutex, OnceCell};
 
-use super::auth::{self, Credential, Found};
-use super::{
-    BlobStream, PushAs, RegistryErrorItem, Result, SparseSupport, Transport, TransportError,
-};
+pub mod credentials;
+
 use crate::oci::{
     ContentError, Descriptor, Digest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, RawManifest,
 };
 use crate::reference::{Target, is_loopback_host};
+use crate::transport::{
+    BlobStream, PushAs, RegistryErrorItem, Result, SparseSupport, Transport, TransportError,
+};
+use credentials::{Credential, Found};
 
 /// The environment variable that replaces the certs.d roots (a `:`-separated list). For tests,
 /// which cannot write `/etc`.
@@ -80,7 +82,7 @@ pub const DEFAULT_CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/
 #[derive(Clone)]
 pub struct RegistryOptions {
     /// `(user, password)` from `--src-creds`/`--dest-creds`: basic auth or the token endpoint.
-    /// `None`: look in the auth files ([`auth::lookup`]).
+    /// `None`: look in the auth files ([`credentials::lookup`]).
     pub credentials: Option<(String, String)>,
     /// `--authfile`: the only auth file read (else `$REGISTRY_AUTH_FILE`, else the defaults).
     pub authfile: Option<PathBuf>,
@@ -672,7 +674,7 @@ impl RegistryClient {
                 let repo = repository.to_string();
                 let authfile = self.options.authfile.clone();
                 tokio::task::spawn_blocking(move || {
-                    auth::lookup(&registry, &repo, authfile.as_deref())
+                    credentials::lookup(&registry, &repo, authfile.as_deref())
                 })
                 .await
                 .map_err(|e| TransportError::Other(format!("credential lookup failed: {e}")))?
@@ -1244,7 +1246,7 @@ fn redact(url: &Url) -> String {
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    super::chain(e)
+    crate::transport::chain(e)
 }
 
 fn is_tls_alert(e: &TransportError) -> bool {
