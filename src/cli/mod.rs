@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod docs;
+mod hint;
 mod inspect;
 mod render;
 mod settings;
@@ -423,6 +424,10 @@ fn fail(e: &Error) -> i32 {
             msg.push_str(&format!("\n  caused by: {text}"));
         }
         src = inner.source();
+    }
+    // What to do about it, in this command line's flags (the engine gives it as data).
+    if let Some(h) = hint::find(e) {
+        msg.push_str(&format!("\n  hint: {}", hint::render(h)));
     }
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
     e.exit_code()

@@ -145,10 +145,10 @@ fn registry_options(
         credentials,
         tls_verify,
         retry_times,
-        flag_prefix: match flag {
-            f if f.starts_with("--src") => Some("--src"),
-            f if f.starts_with("--dest") => Some("--dest"),
-            _ => None,
+        side: match flag {
+            f if f.starts_with("--src") => crate::transport::Side::Source,
+            f if f.starts_with("--dest") => crate::transport::Side::Destination,
+            _ => crate::transport::Side::Single,
         },
         ..RegistryOptions::default()
     })

@@ -62,13 +62,14 @@ use tokio::sync::{Mutex, OnceCell};
 
 pub mod credentials;
 
+use super::{
+    BlobStream, Fix, Hint, PushAs, RegistryErrorItem, Result, Side, SparseSupport, Transport,
+    TransportError,
+};
 use crate::oci::{
     ContentError, Descriptor, Digest, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, RawManifest,
 };
 use crate::reference::{Target, is_loopback_host};
-use crate::transport::{
-    BlobStream, PushAs, RegistryErrorItem, Result, SparseSupport, Transport, TransportError,
-};
 use credentials::{Credential, Found};
 
 /// The environment variable that replaces the certs.d roots (a `:`-separated list). For tests,
@@ -81,22 +82,22 @@ pub const DEFAULT_CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/
 /// How to reach one registry.
 #[derive(Clone)]
 pub struct RegistryOptions {
-    /// `(user, password)` from `--src-creds`/`--dest-creds`: basic auth or the token endpoint.
+    /// `(user, password)` given on the command line: basic auth or the token endpoint.
     /// `None`: look in the auth files ([`credentials::lookup`]).
     pub credentials: Option<(String, String)>,
-    /// `--authfile`: the only auth file read (else `$REGISTRY_AUTH_FILE`, else the defaults).
+    /// The only auth file read (else `$REGISTRY_AUTH_FILE`, else the defaults).
     pub authfile: Option<PathBuf>,
     /// Verify TLS certificates; `false` also allows plain http to any host.
     pub tls_verify: bool,
-    /// `--src-cert-dir`/`--dest-cert-dir`: CAs and a client certificate, instead of certs.d.
+    /// A directory of CAs and a client certificate, read instead of certs.d.
     pub cert_dir: Option<PathBuf>,
     /// The certs.d roots; `None`: `$MIRROR_CERTS_D`, else [`DEFAULT_CERTS_D`].
     pub certs_d: Option<Vec<PathBuf>>,
     /// Retries of a failed request (connection error, 408, 429, 5xx).
     pub retry_times: u32,
-    /// `--src` or `--dest`: which flags messages should name (`--src-creds`, …); `""` for a
-    /// command with one side (`--creds`, `--cert-dir`, `--tls-verify`). `None`: both sides' flags.
-    pub flag_prefix: Option<&'static str>,
+    /// Which side of the command this registry is: the hints of errors carry it, so that the
+    /// command line can name its own flags for that side.
+    pub side: Side,
 }
 
 impl Default for RegistryOptions {
@@ -108,7 +109,7 @@ impl Default for RegistryOptions {
             cert_dir: None,
             certs_d: None,
             retry_times: 3,
-            flag_prefix: None,
+            side: Side::Either,
         }
     }
 }
@@ -128,19 +129,29 @@ impl std::fmt::Debug for RegistryOptions {
             .field("cert_dir", &self.cert_dir)
             .field("certs_d", &self.certs_d)
             .field("retry_times", &self.retry_times)
-            .field("flag_prefix", &self.flag_prefix)
+            .field("side", &self.side)
             .finish()
     }
 }
 
 impl RegistryOptions {
-    /// `--src-creds`, `--dest-cert-dir`, … (both forms when the side is unknown; `--creds`, … for
-    /// the prefix `""` of a one-sided command).
-    fn flag(&self, name: &str) -> String {
-        match self.flag_prefix {
-            Some("") => format!("--{name}"),
-            Some(p) => format!("{p}-{name}"),
-            None => format!("--src-{name}/--dest-{name}"),
+    fn hint(&self, fix: Fix) -> Option<Hint> {
+        Some(Hint {
+            side: self.side,
+            fix,
+        })
+    }
+
+    /// Where the CA or client certificate of `registry` would be read: the certificate directory
+    /// given, else `ROOT/REGISTRY/` under each certs.d root.
+    fn cert_dirs_for(&self, registry: &str) -> Vec<PathBuf> {
+        match &self.cert_dir {
+            Some(d) => vec![d.clone()],
+            None => self
+                .certs_d_roots()
+                .iter()
+                .map(|r| r.join(registry))
+                .collect(),
         }
     }
 
@@ -192,7 +203,7 @@ impl Sessions {
             options.cert_dir,
             options.certs_d,
             options.retry_times,
-            options.flag_prefix
+            options.side
         );
         if let Some(c) = self.clients.lock().expect("lock").get(&key) {
             return Ok(c.clone());
@@ -295,11 +306,9 @@ impl RegistryClient {
         if let Some(identity) = tls.identity {
             builder = builder.identity(identity);
         }
-        let http = builder.build().map_err(|e| {
-            TransportError::Other(format!(
-                "cannot set up the HTTP client: {}",
-                error_chain(&e)
-            ))
+        let http = builder.build().map_err(|e| TransportError::Setup {
+            registry: registry.to_string(),
+            message: format!("cannot set up the HTTP client: {}", error_chain(&e)),
         })?;
         Ok(Arc::new(RegistryClient {
             http,
@@ -327,9 +336,7 @@ impl RegistryClient {
     async fn base(&self) -> Result<&Base> {
         self.base
             .get_or_try_init(|| async {
-                let https = Url::parse(&format!("https://{}/", self.api_host)).map_err(|e| {
-                    TransportError::Other(format!("bad registry host {:?}: {e}", self.api_host))
-                })?;
+                let https = self.root("https")?;
                 match self.ping(&https).await {
                     Ok(base) => Ok(base),
                     // The server refused the handshake (e.g. it wants a client certificate).
@@ -341,8 +348,7 @@ impl RegistryClient {
                         if !plain_allowed {
                             return Err(e);
                         }
-                        let http = Url::parse(&format!("http://{}/", self.api_host))
-                            .map_err(|e| TransportError::Other(e.to_string()))?;
+                        let http = self.root("http")?;
                         match self.ping(&http).await {
                             // A TLS server answers plain http with 400 ("Client sent an HTTP
                             // request to an HTTPS server"): it does speak TLS, so the https
@@ -359,24 +365,23 @@ impl RegistryClient {
             .await
     }
 
+    /// `SCHEME://API_HOST/`.
+    fn root(&self, scheme: &str) -> Result<Url> {
+        Url::parse(&format!("{scheme}://{}/", self.api_host)).map_err(|e| TransportError::Setup {
+            registry: self.registry.clone(),
+            message: format!("not a valid registry host {:?}: {e}", self.api_host),
+        })
+    }
+
     /// The server speaks TLS but the handshake failed for another reason than its certificate.
     fn tls_handshake_error(&self, e: TransportError) -> TransportError {
-        TransportError::Other(format!(
-            "{e}: the registry refused the TLS connection; if it requires a client certificate, put NAME.cert and NAME.key in {}",
-            match &self.options.cert_dir {
-                Some(d) => d.display().to_string(),
-                None => format!(
-                    "{} DIR or {}/{}/",
-                    self.options.flag("cert-dir"),
-                    self.options
-                        .certs_d_roots()
-                        .first()
-                        .map(|r| r.display().to_string())
-                        .unwrap_or_else(|| DEFAULT_CERTS_D[0].to_string()),
-                    self.registry
-                ),
-            }
-        ))
+        TransportError::Tls {
+            registry: self.registry.clone(),
+            message: format!("{e}: the registry refused the TLS connection"),
+            hint: self.options.hint(Fix::ClientCertificate {
+                dirs: self.options.cert_dirs_for(&self.registry),
+            }),
+        }
     }
 
     /// A certificate failure with what to do about it (not retried: it will not get better).
@@ -391,26 +396,13 @@ impl RegistryClient {
                 .collect();
             format!(" (with the CAs of {})", dirs.join(", "))
         };
-        let dirs = match &self.options.cert_dir {
-            Some(d) => format!("the CA in {} (*.crt)", d.display()),
-            None => {
-                let roots: Vec<String> = self
-                    .options
-                    .certs_d_roots()
-                    .iter()
-                    .map(|r| format!("{}/{}/", r.display(), self.registry))
-                    .collect();
-                format!(
-                    "its CA (a *.crt file) to {} or pass {} DIR",
-                    roots.join(" or "),
-                    self.options.flag("cert-dir")
-                )
-            }
-        };
-        TransportError::Other(format!(
-            "{e}: the registry's TLS certificate did not verify{tried}: add {dirs}, or pass {}=false to skip verification",
-            self.options.flag("tls-verify")
-        ))
+        TransportError::Tls {
+            registry: self.registry.clone(),
+            message: format!("{e}: the registry's TLS certificate did not verify{tried}"),
+            hint: self.options.hint(Fix::TrustCertificate {
+                dirs: self.options.cert_dirs_for(&self.registry),
+            }),
+        }
     }
 
     async fn ping(&self, root: &Url) -> Result<Base> {
@@ -473,7 +465,10 @@ impl RegistryClient {
         let base = self.base().await?;
         base.url
             .join(path.trim_start_matches('/'))
-            .map_err(|e| TransportError::Other(format!("bad request path {path:?}: {e}")))
+            .map_err(|e| TransportError::Setup {
+                registry: self.registry.clone(),
+                message: format!("bad request path {path:?}: {e}"),
+            })
     }
 
     /// Send a request built by `build` (called again for each attempt) for `repository` with the
@@ -548,20 +543,13 @@ impl RegistryClient {
                     if resp.status() == StatusCode::TOO_MANY_REQUESTS
                         && quota_exhausted(resp.headers()) =>
                 {
-                    return Err(TransportError::Registry {
-                        method: method.to_string(),
-                        url: redact(&url),
-                        status: 429,
-                        errors: vec![RegistryErrorItem {
-                            code: "TOOMANYREQUESTS".into(),
-                            message: format!(
-                                "{} says its pull quota is used up ({}): log in for a higher limit (--src-creds, docker login) or wait for the window to pass",
-                                self.registry,
-                                header_str(resp.headers(), "ratelimit-limit")
-                                    .unwrap_or("limit unknown")
-                            ),
-                            detail: String::new(),
-                        }],
+                    return Err(TransportError::RateLimited {
+                        registry: self.registry.clone(),
+                        message: match header_str(resp.headers(), "ratelimit-limit") {
+                            Some(limit) => format!("ratelimit-limit {limit}"),
+                            None => "limit unknown".into(),
+                        },
+                        hint: self.options.hint(Fix::LoginForQuota),
                     });
                 }
                 Ok(resp)
@@ -667,7 +655,7 @@ impl RegistryClient {
                     username: user.clone(),
                     password: pass.clone(),
                 },
-                source: self.options.flag("creds"),
+                source: "the command line".into(),
             }),
             None => {
                 let registry = self.registry.clone();
@@ -677,7 +665,7 @@ impl RegistryClient {
                     credentials::lookup(&registry, &repo, authfile.as_deref())
                 })
                 .await
-                .map_err(|e| TransportError::Other(format!("credential lookup failed: {e}")))?
+                .map_err(|e| self.auth_error(format!("the credential lookup failed: {e}")))?
                 .map_err(|e| TransportError::Auth {
                     registry: self.registry.clone(),
                     message: e.0,
@@ -705,13 +693,20 @@ impl RegistryClient {
         }
     }
 
-    /// What to do when no credentials were found.
+    /// An authentication error that credentials would fix.
+    fn credentials_error(&self, message: String) -> TransportError {
+        TransportError::Auth {
+            registry: self.registry.clone(),
+            message,
+            hint: self.options.hint(Fix::Credentials {
+                registry: self.registry.clone(),
+            }),
+        }
+    }
+
+    /// No credentials were found, and the registry wants some.
     fn needs_credentials(&self, why: &str) -> TransportError {
-        self.auth_error(format!(
-            "{why}: pass {} USER[:PASS] or --authfile FILE, or log in with `docker login {}`",
-            self.options.flag("creds"),
-            self.registry
-        ))
+        self.credentials_error(format!("{why}, and no credentials were found"))
     }
 
     async fn auth_failed(&self, repository: &str, scopes: &[String]) -> TransportError {
@@ -743,13 +738,12 @@ impl RegistryClient {
         match challenge {
             Challenge::Basic => match creds.found.as_ref().map(|f| (&f.credential, &f.source)) {
                 None => Err(self.needs_credentials("the registry requires authentication")),
-                Some((Credential::Basic { username, password }, _)) => Ok(Cached {
-                    value: sensitive(&format!("Basic {}", basic(username, password)))?,
+                Some((Credential::Basic { username, password }, source)) => Ok(Cached {
+                    value: self.sensitive(&format!("Basic {}", basic(username, password)), source)?,
                     expires: None,
                 }),
-                Some((Credential::IdentityToken(_), source)) => Err(self.auth_error(format!(
-                    "the registry asks for a user name and password, but {source} holds an identity token: pass {} USER[:PASS]",
-                    self.options.flag("creds")
+                Some((Credential::IdentityToken(_), source)) => Err(self.credentials_error(format!(
+                    "the registry asks for a user name and password, but {source} holds an identity token"
                 ))),
             },
             Challenge::Bearer { realm, service } => {
@@ -789,11 +783,14 @@ impl RegistryClient {
                 || realm_url.host_str().is_some_and(is_loopback_host)
                 || !self.options.tls_verify;
             if !protected {
-                return Err(self.auth_error(format!(
-                    "the token server {} is plain http: the credentials from {source} are not sent there; pass {}=false if this network is trusted",
-                    redact(&realm_url),
-                    self.options.flag("tls-verify")
-                )));
+                return Err(TransportError::Auth {
+                    registry: self.registry.clone(),
+                    message: format!(
+                        "the token server {} is plain http: the credentials from {source} are not sent there",
+                        redact(&realm_url)
+                    ),
+                    hint: self.options.hint(Fix::AllowInsecure),
+                });
             }
         }
         let answer = match refresh {
@@ -834,7 +831,7 @@ impl RegistryClient {
             .unwrap_or(60)
             .max(60);
         Ok(Cached {
-            value: sensitive(&format!("Bearer {token}"))?,
+            value: self.sensitive(&format!("Bearer {token}"), "the token server's answer")?,
             // Renew a little early, so a token does not expire between the check and the use.
             expires: Some(Instant::now() + Duration::from_secs(lifetime - lifetime / 10)),
         })
@@ -903,7 +900,10 @@ impl RegistryClient {
             }
         }
         let header = match password {
-            Some((u, p)) => Some(sensitive(&format!("Basic {}", basic(u, p)))?),
+            Some((u, p)) => Some(self.sensitive(
+                &format!("Basic {}", basic(u, p)),
+                source.unwrap_or("the credentials"),
+            )?),
             None => None,
         };
         let resp = self
@@ -978,12 +978,18 @@ fn cache_key(challenge: &Challenge, repository: &str, scopes: &[String]) -> Stri
     }
 }
 
-fn sensitive(value: &str) -> Result<HeaderValue> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        TransportError::Other("a credential holds characters not allowed in an HTTP header".into())
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
+impl RegistryClient {
+    /// An `Authorization` value, marked sensitive (never logged). `source` names where the secret
+    /// came from, for the error when it holds characters a header cannot carry.
+    fn sensitive(&self, value: &str, source: &str) -> Result<HeaderValue> {
+        let mut v = HeaderValue::from_str(value).map_err(|_| {
+            self.auth_error(format!(
+                "{source} holds characters not allowed in an HTTP header"
+            ))
+        })?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
 }
 
 /// CAs and a client certificate for one registry, and the directories they came from.
@@ -997,12 +1003,16 @@ struct TlsMaterial {
 /// `CERTS_D_ROOT/HOST[:PORT]/` that exists (for the name the user wrote and the API host).
 /// `*.crt`: CAs; `NAME.cert` + `NAME.key`: a client certificate (docker's layout).
 fn load_tls(registry: &str, api_host: &str, options: &RegistryOptions) -> Result<TlsMaterial> {
+    let unusable = |message: String| TransportError::Tls {
+        registry: registry.to_string(),
+        message,
+        hint: options.hint(Fix::CertificateDirectory),
+    };
     let dirs: Vec<PathBuf> = match &options.cert_dir {
         Some(d) => {
             if !d.is_dir() {
-                return Err(TransportError::Other(format!(
-                    "{} {}: not a directory",
-                    options.flag("cert-dir"),
+                return Err(unusable(format!(
+                    "the certificate directory {} is not a directory",
                     d.display()
                 )));
             }
@@ -1027,12 +1037,16 @@ fn load_tls(registry: &str, api_host: &str, options: &RegistryOptions) -> Result
         dirs: dirs.clone(),
     };
     for dir in &dirs {
-        read_cert_dir(dir, &mut material)?;
+        read_cert_dir(dir, &mut material, &unusable)?;
     }
     Ok(material)
 }
 
-fn read_cert_dir(dir: &Path, material: &mut TlsMaterial) -> Result<()> {
+fn read_cert_dir(
+    dir: &Path,
+    material: &mut TlsMaterial,
+    unusable: &dyn Fn(String) -> TransportError,
+) -> Result<()> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| TransportError::io(dir.display(), e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -1047,7 +1061,7 @@ fn read_cert_dir(dir: &Path, material: &mut TlsMaterial) -> Result<()> {
                     .ok()
                     .filter(|c| !c.is_empty())
                     .ok_or_else(|| {
-                        TransportError::Other(format!(
+                        unusable(format!(
                             "{}: not a PEM certificate (a CA *.crt file is expected)",
                             path.display()
                         ))
@@ -1057,7 +1071,7 @@ fn read_cert_dir(dir: &Path, material: &mut TlsMaterial) -> Result<()> {
             Some("cert") => {
                 let key = path.with_extension("key");
                 if !key.is_file() {
-                    return Err(TransportError::Other(format!(
+                    return Err(unusable(format!(
                         "{}: a client certificate without its key {}",
                         path.display(),
                         key.display()
@@ -1070,7 +1084,7 @@ fn read_cert_dir(dir: &Path, material: &mut TlsMaterial) -> Result<()> {
                 pem.push(b'\n');
                 pem.extend(read(&key)?);
                 let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
-                    TransportError::Other(format!(
+                    unusable(format!(
                         "{} and {}: not a PEM client certificate and its private key",
                         path.display(),
                         key.display()
@@ -1081,7 +1095,7 @@ fn read_cert_dir(dir: &Path, material: &mut TlsMaterial) -> Result<()> {
             Some("key") => {
                 let cert = path.with_extension("cert");
                 if !cert.is_file() {
-                    return Err(TransportError::Other(format!(
+                    return Err(unusable(format!(
                         "{}: a client key without its certificate {}",
                         path.display(),
                         cert.display()
@@ -1108,11 +1122,14 @@ impl JsonBytes for Response {
         })?;
         // The serde error only: the body may hold a token.
         serde_json::from_slice(&bytes).map_err(|e| {
-            TransportError::Other(format!(
-                "{url}: unexpected answer (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
+            TransportError::protocol(
+                url,
+                format!(
+                    "unexpected answer (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
         })
     }
 }
@@ -1595,9 +1612,12 @@ impl Transport for RegistryRepo {
             tags.extend(page.tags.unwrap_or_default());
             match next {
                 Some(n) => {
-                    url = url
-                        .join(&n)
-                        .map_err(|e| TransportError::Other(format!("bad Link header {n:?}: {e}")))?
+                    url = url.join(&n).map_err(|e| {
+                        TransportError::protocol(
+                            redact(&url),
+                            format!("bad Link header {n:?}: {e}"),
+                        )
+                    })?
                 }
                 None => break,
             }
@@ -1634,9 +1654,12 @@ impl Transport for RegistryRepo {
             out.extend(page.manifests);
             match next {
                 Some(n) => {
-                    url = url
-                        .join(&n)
-                        .map_err(|e| TransportError::Other(format!("bad Link header {n:?}: {e}")))?
+                    url = url.join(&n).map_err(|e| {
+                        TransportError::protocol(
+                            redact(&url),
+                            format!("bad Link header {n:?}: {e}"),
+                        )
+                    })?
                 }
                 None => return Ok(Some(out)),
             }
@@ -1993,9 +2016,12 @@ fn check_served_media_type(served: &str, raw: &RawManifest, location: &str) -> R
         .and_then(|d| d.media_type);
     match declared {
         Some(serde_json::Value::String(m)) if !m.is_empty() && m != served => {
-            Err(TransportError::Other(format!(
-                "{location}: the registry served the manifest as {served}, but the manifest says it is {m}: refusing to copy a mislabelled manifest"
-            )))
+            Err(TransportError::protocol(
+                location,
+                format!(
+                    "the registry served the manifest as {served}, but the manifest says it is {m}: refusing to copy a mislabelled manifest"
+                ),
+            ))
         }
         _ => Ok(()),
     }
@@ -2013,14 +2039,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn upload_location(request_url: &Url, headers: &HeaderMap) -> Result<Url> {
     let loc = header_str(headers, "location").ok_or_else(|| {
-        TransportError::Other(format!(
-            "{}: the registry gave no upload Location",
-            redact(request_url)
-        ))
+        TransportError::protocol(redact(request_url), "the registry gave no upload Location")
     })?;
-    request_url
-        .join(loc)
-        .map_err(|e| TransportError::Other(format!("bad upload Location {loc:?}: {e}")))
+    request_url.join(loc).map_err(|e| {
+        TransportError::protocol(
+            redact(request_url),
+            format!("bad upload Location {loc:?}: {e}"),
+        )
+    })
 }
 
 /// `<url>; rel="next"` of a `Link` header.
@@ -2315,7 +2341,7 @@ mod tests {
             authfile: Some(file),
             certs_d: Some(vec![]),
             retry_times: 0,
-            flag_prefix: Some("--src"),
+            side: Side::Source,
             ..Default::default()
         }
     }
@@ -2470,10 +2496,18 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, TransportError::Auth { .. }), "{msg}");
-        assert!(
-            msg.contains("--src-creds") && msg.contains("docker login"),
-            "{msg}"
+        assert!(msg.contains("no credentials were found"), "{msg}");
+        // What to do is data; the command line words it with its flags.
+        assert_eq!(
+            err.hint(),
+            Some(&Hint {
+                side: Side::Source,
+                fix: Fix::Credentials {
+                    registry: server.addr.clone()
+                }
+            })
         );
+        assert!(!msg.contains("--"), "no flag names in the transport: {msg}");
 
         let options = RegistryOptions {
             credentials: Some(("u".into(), "hunter2-wrong".into())),
@@ -2486,7 +2520,7 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("refused the credentials from --src-creds"),
+            msg.contains("refused the credentials from the command line"),
             "{msg}"
         );
         assert!(!msg.contains("hunter2"), "{msg}");
@@ -2608,7 +2642,7 @@ mod tests {
         std::fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
         let options = RegistryOptions {
             cert_dir: Some(dir.path().to_path_buf()),
-            flag_prefix: Some("--dest"),
+            side: Side::Destination,
             ..Default::default()
         };
         let e = load_tls("x", "x", &options).err().unwrap().to_string();
