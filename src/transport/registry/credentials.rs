@@ -64,7 +64,8 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// A credential and where it was found (for messages: a flag, a file, a helper; never the value).
+/// A credential and where it was found (for messages: the command line, a file, a helper; never
+/// the value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub credential: Credential,
