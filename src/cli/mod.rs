@@ -98,7 +98,7 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
-    settle(&rt, &result);
+    settle(&rt, &locations.sessions, &result);
     // The bars go before the report (or the error) is printed.
     renderer.finish();
     match result {
@@ -161,8 +161,12 @@ async fn interrupted() {
 /// After the engine's future ended or was dropped: upload sessions dropped while open (an
 /// interrupt, or the siblings of a failed transfer) are being cancelled in the background; give
 /// them a few seconds (a second signal stops waiting) before the runtime goes away.
-fn settle<T>(rt: &tokio::runtime::Runtime, result: &Result<T, Error>) {
-    let wait = crate::transport::registry::finish_cancellations(std::time::Duration::from_secs(5));
+fn settle<T>(
+    rt: &tokio::runtime::Runtime,
+    sessions: &crate::transport::registry::Sessions,
+    result: &Result<T, Error>,
+) {
+    let wait = sessions.finish_cancellations(std::time::Duration::from_secs(5));
     if matches!(result, Err(Error::Interrupted)) {
         rt.block_on(async {
             tokio::select! {
@@ -308,7 +312,7 @@ fn run_sync(args: &SyncArgs) -> i32 {
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
-    settle(&rt, &result);
+    settle(&rt, &locations.sessions, &result);
     renderer.finish();
     if let Err(e @ Error::Interrupted) = &result {
         // The images finished before the signal are at their destinations; which ones is not

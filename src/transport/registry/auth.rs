@@ -335,7 +335,7 @@ impl Session {
         scopes: &[String],
         refresh_token: &str,
     ) -> Result<Option<TokenAnswer>> {
-        let mut form = Url::parse("http://form.invalid/").expect("static URL");
+        let mut form = Url::parse("http://form.invalid/").expect("a constant URL");
         {
             let mut q = form.query_pairs_mut();
             q.append_pair("grant_type", "refresh_token");

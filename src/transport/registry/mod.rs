@@ -32,7 +32,7 @@
 //! body (registry 2.8 discards a body sent with the POST, see REGISTRY-FACTS.md). The body can be
 //! read only once, so that PUT is sent once (the copy engine retries the whole blob with a fresh
 //! source stream), and the session is cancelled (`DELETE`) when it fails or is dropped mid-flight
-//! (`UploadSession`; the CLI waits for those with [`finish_cancellations`]). A blob
+//! (`UploadSession`; the CLI waits for those with [`Sessions::finish_cancellations`]). A blob
 //! download cut off midway resumes with a `Range` request, or restarts and skips what was already
 //! delivered (`BlobDownload`), so the upload it feeds never sees a byte twice.
 //!
@@ -91,7 +91,6 @@ pub use api::RegistryRepo;
 pub use error::parse_error_body;
 pub use session::{Session, Sessions};
 pub use tls::{CERTS_D_ENV, DEFAULT_CERTS_D};
-pub use upload::finish_cancellations;
 
 use super::{Fix, Hint, Side};
 

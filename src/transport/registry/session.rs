@@ -19,6 +19,7 @@ use super::auth::{AuthState, Challenge, challenge_of};
 use super::error::{header_str, status_error};
 use super::request::{Request, Retry};
 use super::tls;
+use super::upload::Cancellations;
 use crate::reference::is_loopback_host;
 use crate::transport::{Result, SparseSupport, TransportError, chain};
 
@@ -28,6 +29,8 @@ use crate::transport::{Result, SparseSupport, TransportError, chain};
 #[derive(Default)]
 pub struct Sessions {
     sessions: std::sync::Mutex<HashMap<String, Arc<Session>>>,
+    /// Upload sessions being cancelled in the background, by any of these sessions.
+    cancellations: Cancellations,
 }
 
 impl Sessions {
@@ -61,7 +64,12 @@ impl Sessions {
         if let Some(s) = self.sessions.lock().expect("lock").get(&key) {
             return Ok(s.clone());
         }
-        let session = Session::new(registry, api_host, options.clone())?;
+        let session = Session::open(
+            registry,
+            api_host,
+            options.clone(),
+            self.cancellations.clone(),
+        )?;
         Ok(self
             .sessions
             .lock()
@@ -69,6 +77,13 @@ impl Sessions {
             .entry(key)
             .or_insert(session)
             .clone())
+    }
+
+    /// Wait (at most `limit`) for the upload sessions that were dropped while open to be
+    /// cancelled. The CLI calls this before it exits, so an interrupted copy leaves no upload
+    /// session behind where the registry can delete them.
+    pub async fn finish_cancellations(&self, limit: Duration) {
+        self.cancellations.finish(limit).await;
     }
 }
 
@@ -88,6 +103,8 @@ pub struct Session {
     /// The pause between requests while the registry reports a nearly used-up quota
     /// (`ratelimit-remaining`); zero otherwise.
     pub(super) pace: std::sync::Mutex<Duration>,
+    /// Where a dropped upload's background cancellation is counted (the run's, via [`Sessions`]).
+    pub(super) cancellations: Cancellations,
 }
 
 /// What the ping learned: where the API is, and what the registry asks and announces.
@@ -99,7 +116,17 @@ pub(super) struct Base {
 }
 
 impl Session {
+    /// A session of its own, outside any [`Sessions`].
     pub fn new(registry: &str, api_host: &str, options: RegistryOptions) -> Result<Arc<Session>> {
+        Session::open(registry, api_host, options, Cancellations::default())
+    }
+
+    fn open(
+        registry: &str,
+        api_host: &str,
+        options: RegistryOptions,
+        cancellations: Cancellations,
+    ) -> Result<Arc<Session>> {
         // The process-wide TLS crypto provider (ring); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = tls::load(registry, api_host, &options)?;
@@ -127,6 +154,7 @@ impl Session {
             base: OnceCell::new(),
             auth: AuthState::default(),
             pace: std::sync::Mutex::new(Duration::ZERO),
+            cancellations,
         }))
     }
 
@@ -171,7 +199,7 @@ impl Session {
 
     /// `GET /v2/` without credentials: whether the API is there, and what it asks for.
     async fn ping(&self, root: &Url, retry: Retry) -> Result<Base> {
-        let url = root.join("v2/").expect("static path");
+        let url = root.join("v2/").expect("a constant path");
         let request = Request::new(Method::GET, url.clone()).retry(retry);
         // Boxed: `send` comes back here (through `base`) to authorize, so the futures nest.
         let resp = Box::pin(self.send(request)).await?;

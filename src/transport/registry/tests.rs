@@ -593,3 +593,29 @@ async fn a_cut_download_resumes_through_the_same_authorized_path() {
     assert_eq!(gets.len(), 2, "{gets:#?}");
     assert!(gets.iter().all(|g| g.header("authorization").is_some()));
 }
+
+#[tokio::test]
+async fn an_upload_dropped_mid_flight_is_cancelled_and_the_run_waits_for_it() {
+    let server = fake(open_registry(|_, _| reply(204, &[], ""))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = super::Sessions::new();
+    let session = sessions
+        .get(&server.addr, &server.addr, &hermetic(&dir, "{}"))
+        .unwrap();
+    let url = session.url("/upload/1?_state=s").await.unwrap();
+    let access = super::auth::Access {
+        repository: "app".into(),
+        scopes: vec!["repository:app:pull,push".into()],
+    };
+    drop(super::upload::UploadSession::open(session, access, url));
+    sessions
+        .finish_cancellations(std::time::Duration::from_secs(5))
+        .await;
+    let deletes: Vec<Seen> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:#?}");
+    assert_eq!(deletes[0].target, "/upload/1?_state=s");
+}

@@ -3,7 +3,8 @@
 //! `POST …/blobs/uploads/` opens a session at the registry; the final `PUT` closes it. A session
 //! whose upload failed is cancelled with a `DELETE`, and so is one dropped mid-flight (the copy
 //! was interrupted, or a sibling transfer failed and the engine dropped this one): then the
-//! `DELETE` runs in a background task, counted so that the CLI can wait for it before it exits.
+//! `DELETE` runs in a background task, counted in the run's [`Cancellations`] so that the CLI can
+//! wait for it before it exits ([`super::Sessions::finish_cancellations`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,16 +19,33 @@ use super::request::Request;
 use super::session::Session;
 use crate::transport::{Result, TransportError};
 
-/// Upload sessions being cancelled in the background (see [`UploadSession`]).
-static CANCELLING: AtomicUsize = AtomicUsize::new(0);
+/// The upload sessions of one run being cancelled in the background (see [`UploadSession`]),
+/// shared by the run's sessions.
+#[derive(Clone, Default)]
+pub(super) struct Cancellations(Arc<AtomicUsize>);
 
-/// Wait (at most `limit`) for the upload sessions that were dropped while open to be cancelled.
-/// The CLI calls this before it exits, so an interrupted copy leaves no upload session behind
-/// where the registry can delete them.
-pub async fn finish_cancellations(limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while CANCELLING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+impl Cancellations {
+    /// Count one cancellation until the guard is dropped (however its task ends, also when the
+    /// runtime drops it).
+    fn begin(&self) -> Counted {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Counted(self.0.clone())
+    }
+
+    /// Wait (at most `limit`) until none is in flight.
+    pub async fn finish(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.0.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -73,15 +91,7 @@ impl Drop for UploadSession {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        /// Decrements [`CANCELLING`] however the task ends (also when the runtime drops it).
-        struct Counted;
-        impl Drop for Counted {
-            fn drop(&mut self) {
-                CANCELLING.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        CANCELLING.fetch_add(1, Ordering::SeqCst);
-        let counted = Counted;
+        let counted = self.session.cancellations.begin();
         let (session, access, url) = (self.session.clone(), self.access.clone(), self.url.clone());
         runtime.spawn(async move {
             let _counted = counted;
