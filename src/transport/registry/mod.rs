@@ -11,9 +11,11 @@
 //! # Map
 //!
 //! Read in this order; each file is small enough for one sitting.
-//! - `session`: [`Sessions`], the run's map of one [`Session`] per registry host (HTTP connection
-//!   pool, TLS material, the scheme and challenge learned by the `/v2/` ping, credentials, tokens,
-//!   pacing); created by the caller and passed down, never a process-wide cache.
+//! - `session`: [`Sessions`], the run's map of one [`Session`] (formerly `RegistryClient`: it is
+//!   the state of a conversation with a host, not a client object) per registry host (HTTP
+//!   connection pool, TLS material, the scheme and challenge learned by the `/v2/` ping,
+//!   credentials, tokens, pacing, the count of uploads being cancelled); created by the caller and
+//!   passed down, never a process-wide cache.
 //! - `request`: **the one path every request takes** (`Session::send`): the ping, token
 //!   fetches, manifest, blob, tag and referrer calls, and the upload POST/PUT/DELETE. It attaches
 //!   the authorization (refreshing a token once on a 401), paces requests while the registry's
