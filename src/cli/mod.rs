@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod docs;
+mod hint;
 mod inspect;
 mod render;
 mod settings;
@@ -102,7 +103,7 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
-    settle(&rt, &result);
+    settle(&rt, &locations.sessions, &result);
     // The bars go before the report (or the error) is printed.
     renderer.finish();
     match result {
@@ -155,8 +156,12 @@ async fn interrupted() {
 /// After the engine's future ended or was dropped: upload sessions dropped while open (an
 /// interrupt, or the siblings of a failed transfer) are being cancelled in the background; give
 /// them a few seconds (a second signal stops waiting) before the runtime goes away.
-fn settle<T>(rt: &tokio::runtime::Runtime, result: &Result<T, Error>) {
-    let wait = crate::transport::registry::finish_cancellations(std::time::Duration::from_secs(5));
+fn settle<T>(
+    rt: &tokio::runtime::Runtime,
+    sessions: &crate::transport::registry::Sessions,
+    result: &Result<T, Error>,
+) {
+    let wait = sessions.finish_cancellations(std::time::Duration::from_secs(5));
     if matches!(result, Err(Error::Interrupted)) {
         rt.block_on(async {
             tokio::select! {
@@ -306,7 +311,7 @@ fn run_sync(args: &SyncArgs) -> i32 {
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
-    settle(&rt, &result);
+    settle(&rt, &locations.sessions, &result);
     renderer.finish();
     if let Err(e @ Error::Interrupted) = &result {
         let partial = crate::report::interrupted_sync(&tally.progress());
@@ -418,8 +423,12 @@ fn fail(e: &Error) -> i32 {
         }
         src = inner.source();
     }
+    // What to do about it, in this command line's flags (the engine gives it as data).
+    if let Some(h) = hint::find(e) {
+        msg.push_str(&format!("\n  hint: {}", hint::render(h)));
+    }
     if let Some(advice) = e.advice() {
-        msg.push_str(&format!("\n  hint: {}", render::advice(advice)));
+        msg.push_str(&format!("\n  hint: {}", hint::advice(advice)));
     }
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
     e.exit_code().code()

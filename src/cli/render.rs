@@ -554,14 +554,3 @@ impl Drop for LogLine {
         }
     }
 }
-
-/// The engine's advice in this command line's words.
-pub fn advice(advice: crate::error::Advice) -> &'static str {
-    use crate::error::Advice;
-    match advice {
-        Advice::SkipMissingPlatforms => "pick platforms it has, or pass --skip-missing-platforms",
-        Advice::StripPolicy => {
-            "use --on-sparse-reject strip to push an index of the kept entries (a new digest)"
-        }
-    }
-}

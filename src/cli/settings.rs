@@ -10,8 +10,8 @@ use crate::plan::PlanOptions;
 use crate::platform;
 use crate::reference::ImageRef;
 use crate::select::{Attestations, Selection, Unbound};
-use crate::transport::auth;
 use crate::transport::registry::RegistryOptions;
+use crate::transport::registry::credentials;
 
 use super::args::{AttestationsArg, CopyArgs, OnSparseRejectArg, UnboundArg};
 
@@ -139,7 +139,7 @@ fn registry_options(
     let credentials = match creds {
         None => None,
         Some(c) => Some(
-            auth::creds_from_flag(c, flag, |user| {
+            credentials::creds_from_flag(c, flag, |user| {
                 use std::io::IsTerminal as _;
                 std::io::stdin()
                     .is_terminal()
@@ -152,10 +152,10 @@ fn registry_options(
         credentials,
         tls_verify,
         retry_times,
-        flag_prefix: match flag {
-            f if f.starts_with("--src") => Some("--src"),
-            f if f.starts_with("--dest") => Some("--dest"),
-            _ => None,
+        side: match flag {
+            f if f.starts_with("--src") => crate::transport::Side::Source,
+            f if f.starts_with("--dest") => crate::transport::Side::Destination,
+            _ => crate::transport::Side::Single,
         },
         ..RegistryOptions::default()
     })

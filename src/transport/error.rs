@@ -49,8 +49,14 @@ pub enum Fix {
     /// Trust the CA that signed the registry's certificate: put it in one of `dirs` (or a
     /// certificate directory given on the command line).
     TrustCertificate { dirs: Vec<PathBuf> },
+    /// The registry refused the TLS handshake, likely for want of a client certificate: put one
+    /// (`NAME.cert` + `NAME.key`) in one of `dirs` (or a certificate directory given on the
+    /// command line).
+    ClientCertificate { dirs: Vec<PathBuf> },
     /// The registry's certificate directory holds something unusable; fix or point elsewhere.
     CertificateDirectory,
+    /// Turn TLS verification off (which also allows plain http), if the network is trusted.
+    AllowInsecure,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +105,11 @@ pub enum TransportError {
         url: String,
         message: String,
     },
+
+    /// A local failure to set up the HTTP client or a request (not the registry's doing, and not
+    /// worth another try).
+    #[error("{registry}: {message}")]
+    Setup { registry: String, message: String },
 
     /// A peer's answer that cannot be used (a bad header, a malformed body, a wrong address).
     #[error("{location}: {message}")]

@@ -7,7 +7,6 @@
 //! sparse-index support) have defaults that say "not possible", so a transport without them simply
 //! leaves them out.
 
-pub mod auth;
 mod error;
 pub mod layout;
 pub mod memory;

@@ -1,12 +1,14 @@
-//! Where registry credentials come from: the flags, then the user's existing docker/podman login.
+//! Where registry credentials come from: the command line, then the user's existing docker/podman
+//! login.
 //!
 //! A mirroring tool that cannot read the login the user already has is not usable, so this follows
 //! skopeo (containers/image) closely, with docker's `credsStore`, which containers/image lacks:
 //!
-//! 1. `--src-creds/--dest-creds USER[:PASS]` ([`creds_from_flag`]; a missing `:PASS` is read from
-//!    the terminal without echo, and is a clear usage error when there is no terminal).
-//! 2. An explicit auth file: `--authfile FILE`, else `$REGISTRY_AUTH_FILE`. As in skopeo, when one
-//!    is named it is the only file read.
+//! 1. `USER[:PASS]` given on the command line ([`creds_from_flag`] parses it for the CLI, which
+//!    names its flag; a missing `:PASS` is read from the terminal without echo, and is a clear
+//!    usage error when there is no terminal).
+//! 2. An explicit auth file (`RegistryOptions::authfile`), else `$REGISTRY_AUTH_FILE`. As in
+//!    skopeo, when one is named it is the only file read.
 //! 3. Otherwise, in this order, the first file with an entry for the registry wins:
 //!    `$XDG_RUNTIME_DIR/containers/auth.json` (podman), `$XDG_CONFIG_HOME/containers/auth.json`
 //!    (`~/.config/…`; skopeo reads it too), and `$DOCKER_CONFIG/config.json`, or
@@ -26,7 +28,7 @@
 //!
 //! Hand-parsed with `serde_json` rather than the `docker_credential` crate: that crate looks keys up
 //! verbatim (so `127.0.0.1:5000` misses an `http://127.0.0.1:5000` entry and `docker.io` misses
-//! `https://index.docker.io/v1/`), reads a single file and cannot be pointed at `--authfile`, has
+//! `https://index.docker.io/v1/`), reads a single file and cannot be pointed at an explicit auth file, has
 //! no per-namespace keys, and puts a failing helper's whole output into its error text.
 //!
 //! Secrets never leave this module in text: [`Credential`]'s `Debug` is redacted, and errors name
@@ -64,7 +66,8 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// A credential and where it was found (for messages: a flag, a file, a helper; never the value).
+/// A credential and where it was found (for messages: the command line, a file, a helper; never
+/// the value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub credential: Credential,
@@ -76,7 +79,8 @@ pub struct Found {
 #[error("{0}")]
 pub struct AuthError(pub String);
 
-/// `USER[:PASS]` from `--src-creds`/`--dest-creds`. Without `:PASS`, `ask` is called to read the
+/// `USER[:PASS]` as given to the command-line flag `flag` (which messages name: the caller's
+/// words, not the transport's). Without `:PASS`, `ask` is called to read the
 /// password (from the terminal without echo); it returns `None` when there is no terminal, which is
 /// an error telling the user to write `USER:PASS`.
 pub fn creds_from_flag(
@@ -112,7 +116,7 @@ pub fn creds_from_flag(
     Ok((user.to_string(), pass))
 }
 
-/// The auth files to read, in order, as skopeo would for `authfile` (`--authfile`) and the
+/// The auth files to read, in order, as skopeo would for an explicit `authfile` and the
 /// environment of this process.
 pub fn auth_files(authfile: Option<&Path>) -> Vec<PathBuf> {
     if let Some(f) = authfile {
