@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirror' -ScriptBlock {
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy one image: an index with its selected children, or one manifest')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an image where it is: platforms, sizes, absent children, attestations, signatures')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check that an image holds where it is: complete, sparse by design, or stripped from a recorded original')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Mirror every image of a config file (the nightly air-gap job)')
             [CompletionResult]::new('inventory', 'inventory', [CompletionResultType]::ParameterValue, 'List the blobs and manifests a registry or layout holds (the format of a --state file)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -105,9 +106,26 @@ Register-ArgumentCompleter -Native -CommandName 'mirror' -ScriptBlock {
         'mirror;inspect' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output: a tree (text) or JSON with full digests')
             [CompletionResult]::new('--creds', '--creds', [CompletionResultType]::ParameterName, 'Credentials for the registry')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman''s auth.json and docker''s config.json')
+            [CompletionResult]::new('--cert-dir', '--cert-dir', [CompletionResultType]::ParameterName, 'CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d')
             [CompletionResult]::new('--tls-verify', '--tls-verify', [CompletionResultType]::ParameterName, 'Verify the registry''s TLS certificate (=false allows plain http)')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Concurrent manifest reads')
             [CompletionResult]::new('--retry-times', '--retry-times', [CompletionResultType]::ParameterName, 'Retries of a failed request (connection error, 408, 429, 5xx)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'mirror;verify' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output: a summary (text) or JSON')
+            [CompletionResult]::new('--creds', '--creds', [CompletionResultType]::ParameterName, 'Credentials for the registry')
+            [CompletionResult]::new('--authfile', '--authfile', [CompletionResultType]::ParameterName, 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman''s auth.json and docker''s config.json')
+            [CompletionResult]::new('--cert-dir', '--cert-dir', [CompletionResultType]::ParameterName, 'CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d')
+            [CompletionResult]::new('--tls-verify', '--tls-verify', [CompletionResultType]::ParameterName, 'Verify the registry''s TLS certificate (=false allows plain http)')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Concurrent manifest reads')
+            [CompletionResult]::new('--retry-times', '--retry-times', [CompletionResultType]::ParameterName, 'Retries of a failed request (connection error, 408, 429, 5xx)')
+            [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also read every blob and check its digest')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -156,6 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirror' -ScriptBlock {
             [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy one image: an index with its selected children, or one manifest')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an image where it is: platforms, sizes, absent children, attestations, signatures')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check that an image holds where it is: complete, sparse by design, or stripped from a recorded original')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Mirror every image of a config file (the nightly air-gap job)')
             [CompletionResult]::new('inventory', 'inventory', [CompletionResultType]::ParameterValue, 'List the blobs and manifests a registry or layout holds (the format of a --state file)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -169,6 +188,9 @@ Register-ArgumentCompleter -Native -CommandName 'mirror' -ScriptBlock {
             break
         }
         'mirror;help;inspect' {
+            break
+        }
+        'mirror;help;verify' {
             break
         }
         'mirror;help;sync' {

@@ -25,6 +25,7 @@ set edit:completion:arg-completer[mirror] = {|@words|
             cand copy 'Copy one image: an index with its selected children, or one manifest'
             cand plan 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)'
             cand inspect 'Show an image where it is: platforms, sizes, absent children, attestations, signatures'
+            cand verify 'Check that an image holds where it is: complete, sparse by design, or stripped from a recorded original'
             cand sync 'Mirror every image of a config file (the nightly air-gap job)'
             cand inventory 'List the blobs and manifests a registry or layout holds (the format of a --state file)'
             cand completions 'Print a shell completion script'
@@ -99,9 +100,25 @@ set edit:completion:arg-completer[mirror] = {|@words|
         &'mirror;inspect'= {
             cand --format 'Output: a tree (text) or JSON with full digests'
             cand --creds 'Credentials for the registry'
+            cand --authfile 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman''s auth.json and docker''s config.json'
+            cand --cert-dir 'CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d'
             cand --tls-verify 'Verify the registry''s TLS certificate (=false allows plain http)'
             cand --jobs 'Concurrent manifest reads'
             cand --retry-times 'Retries of a failed request (connection error, 408, 429, 5xx)'
+            cand -v 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
+            cand --verbose 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'mirror;verify'= {
+            cand --format 'Output: a summary (text) or JSON'
+            cand --creds 'Credentials for the registry'
+            cand --authfile 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman''s auth.json and docker''s config.json'
+            cand --cert-dir 'CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d'
+            cand --tls-verify 'Verify the registry''s TLS certificate (=false allows plain http)'
+            cand --jobs 'Concurrent manifest reads'
+            cand --retry-times 'Retries of a failed request (connection error, 408, 429, 5xx)'
+            cand --deep 'Also read every blob and check its digest'
             cand -v 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
             cand --verbose 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
             cand -h 'Print help (see more with ''--help'')'
@@ -146,6 +163,7 @@ set edit:completion:arg-completer[mirror] = {|@words|
             cand copy 'Copy one image: an index with its selected children, or one manifest'
             cand plan 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)'
             cand inspect 'Show an image where it is: platforms, sizes, absent children, attestations, signatures'
+            cand verify 'Check that an image holds where it is: complete, sparse by design, or stripped from a recorded original'
             cand sync 'Mirror every image of a config file (the nightly air-gap job)'
             cand inventory 'List the blobs and manifests a registry or layout holds (the format of a --state file)'
             cand completions 'Print a shell completion script'
@@ -156,6 +174,8 @@ set edit:completion:arg-completer[mirror] = {|@words|
         &'mirror;help;plan'= {
         }
         &'mirror;help;inspect'= {
+        }
+        &'mirror;help;verify'= {
         }
         &'mirror;help;sync'= {
         }

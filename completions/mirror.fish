@@ -29,6 +29,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -s V -l version -d 'Print ve
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "copy" -d 'Copy one image: an index with its selected children, or one manifest'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "plan" -d 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "inspect" -d 'Show an image where it is: platforms, sizes, absent children, attestations, signatures'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "verify" -d 'Check that an image holds where it is: complete, sparse by design, or stripped from a recorded original'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "sync" -d 'Mirror every image of a config file (the nightly air-gap job)'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "inventory" -d 'List the blobs and manifests a registry or layout holds (the format of a --state file)'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -114,12 +115,26 @@ complete -c mirror -n "__fish_mirror_using_subcommand plan" -s h -l help -d 'Pri
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l format -d 'Output: a tree (text) or JSON with full digests' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l creds -d 'Credentials for the registry' -r
+complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l authfile -d 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman\'s auth.json and docker\'s config.json' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l cert-dir -d 'CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l tls-verify -d 'Verify the registry\'s TLS certificate (=false allows plain http)' -r -f -a "true\t''
 false\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l jobs -d 'Concurrent manifest reads' -r
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -s v -l verbose -d 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l format -d 'Output: a summary (text) or JSON' -r -f -a "text\t''
+json\t''"
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l creds -d 'Credentials for the registry' -r
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l authfile -d 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman\'s auth.json and docker\'s config.json' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l cert-dir -d 'CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l tls-verify -d 'Verify the registry\'s TLS certificate (=false allows plain http)' -r -f -a "true\t''
+false\t''"
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l jobs -d 'Concurrent manifest reads' -r
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l deep -d 'Also read every blob and check its digest'
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -s v -l verbose -d 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l config -d 'The sync config (YAML)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l state -d 'Incremental bundles: leave out the blobs FILE lists, then add what was delivered to FILE' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l shard -d 'Take only this worker\'s share K of N of the (image, tag) pairs (stable across runs)' -r
@@ -149,10 +164,11 @@ complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l tls-verify -
 false\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "copy" -d 'Copy one image: an index with its selected children, or one manifest'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "plan" -d 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "inspect" -d 'Show an image where it is: platforms, sizes, absent children, attestations, signatures'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "sync" -d 'Mirror every image of a config file (the nightly air-gap job)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "inventory" -d 'List the blobs and manifests a registry or layout holds (the format of a --state file)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect sync inventory completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "copy" -d 'Copy one image: an index with its selected children, or one manifest'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "plan" -d 'Show what `copy` would move, without writing anything (the same as `copy --dry-run`)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "inspect" -d 'Show an image where it is: platforms, sizes, absent children, attestations, signatures'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "verify" -d 'Check that an image holds where it is: complete, sparse by design, or stripped from a recorded original'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "sync" -d 'Mirror every image of a config file (the nightly air-gap job)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "inventory" -d 'List the blobs and manifests a registry or layout holds (the format of a --state file)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

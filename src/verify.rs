@@ -458,3 +458,226 @@ async fn check_signature(src: &dyn Transport, tag: &str, original: &Digest) -> R
         "no payload of the signature tag {tag} names the original digest {original}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Intact, sparse, stripped and damaged images on in-memory registries.
+
+    use super::*;
+    use crate::ops::{OnSparseReject, copy_image};
+    use crate::testkit::{self, Recorder, SparseRule, images, reference, settings};
+
+    const FOUR: [&str; 4] = ["linux/amd64", "linux/arm64", "linux/s390x", "linux/ppc64le"];
+    const KEEP: [&str; 2] = ["linux/amd64", "linux/arm64"];
+
+    async fn check(w: &testkit::World, deep: bool) -> Verification {
+        verify(
+            &w.dst.repo("app"),
+            &Target::Tag("v1".into()),
+            &VerifyOptions { deep, jobs: 4 },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn mirror(w: &testkit::World, platforms: &[&str], policy: OnSparseReject) -> Digest {
+        let r = copy_image(
+            &w.opener,
+            &reference("docker://src.test/app:v1"),
+            &reference("docker://dst.test/app:v1"),
+            &settings(platforms, policy),
+            Recorder::new(),
+        )
+        .await
+        .unwrap();
+        r.index.pushed_digest.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_complete_copy_holds() {
+        let w = testkit::world();
+        images::index(&w.src, "app", "v1", &FOUR, true);
+        mirror(&w, &[], OnSparseReject::Report).await;
+        let v = check(&w, true).await;
+        assert!(v.holds(), "{:?}", v.problems);
+        assert_eq!(v.state, State::Complete);
+        assert_eq!(v.checked, 8);
+        assert!(v.absent.is_empty());
+        assert!(v.blobs > 0);
+    }
+
+    #[tokio::test]
+    async fn a_sparse_copy_holds_and_lists_what_is_absent_by_design() {
+        let w = testkit::world();
+        w.dst.set(|b| b.sparse = SparseRule::Accept);
+        let img = images::index(&w.src, "app", "v1", &FOUR, false);
+        mirror(&w, &KEEP, OnSparseReject::Report).await;
+        let v = check(&w, false).await;
+        assert!(v.holds(), "{:?}", v.problems);
+        assert_eq!(v.state, State::Sparse);
+        assert_eq!(v.absent.len(), 2);
+        assert!(
+            v.absent
+                .iter()
+                .any(|a| a.contains(img.child("linux/s390x").digest.as_str()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_blob_is_named() {
+        let w = testkit::world();
+        w.dst.set(|b| b.sparse = SparseRule::Accept);
+        let img = images::index(&w.src, "app", "v1", &FOUR, false);
+        mirror(&w, &KEEP, OnSparseReject::Report).await;
+        let layer = &img.blobs[&img.child("linux/arm64").digest][2].digest;
+        w.dst.remove_blob("app", layer);
+        let v = check(&w, false).await;
+        assert!(!v.holds());
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert!(v.problems[0].contains(layer.as_str()) && v.problems[0].contains("linux/arm64"));
+    }
+
+    #[tokio::test]
+    async fn only_deep_reads_catch_damaged_bytes_of_the_right_size() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FOUR[..1], false);
+        mirror(&w, &[], OnSparseReject::Report).await;
+        let layer = &img.blobs[&img.child("linux/amd64").digest][1].digest;
+        w.dst.tamper_blob("app", layer, |b| b[0] ^= 1);
+        assert!(check(&w, false).await.holds());
+        let deep = check(&w, true).await;
+        assert_eq!(deep.problems.len(), 1, "{:?}", deep.problems);
+        assert!(deep.problems[0].contains(layer.as_str()));
+        // A truncated blob is caught by its size alone.
+        w.dst.tamper_blob("app", layer, |b| b.truncate(3));
+        let v = check(&w, false).await;
+        assert!(
+            v.problems.iter().any(|p| p.contains("has 3 bytes")),
+            "{:?}",
+            v.problems
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stripped_copy_holds_against_its_original() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FOUR, true);
+        mirror(&w, &KEEP, OnSparseReject::Strip).await;
+        let v = check(&w, true).await;
+        assert!(v.holds(), "{:?}", v.problems);
+        assert_eq!(v.state, State::Stripped);
+        let s = v.stripped.as_ref().unwrap();
+        assert_eq!(s.original, img.index.digest);
+        assert!(s.evidence.is_some());
+        assert!(
+            v.warnings.iter().any(|w| w.contains(".sig")),
+            "{:?}",
+            v.warnings
+        );
+    }
+
+    #[tokio::test]
+    async fn original_bytes_that_do_not_hash_to_the_recorded_digest_are_a_problem() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FOUR, false);
+        mirror(&w, &KEEP, OnSparseReject::Strip).await;
+        w.dst.tamper_blob("app", &img.index.digest, |b| {
+            let last = b.len() - 2;
+            b[last] = b' ';
+        });
+        let v = check(&w, false).await;
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| p.contains("do not hash to the recorded digest")),
+            "{:?}",
+            v.problems
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stripped_entry_that_is_not_in_the_original_is_a_problem() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FOUR, false);
+        let stripped = mirror(&w, &KEEP, OnSparseReject::Strip).await;
+        // Someone edits the stripped index (an entry's platform), keeping its claim and evidence.
+        let raw = w.dst.manifest("app", &stripped).unwrap();
+        let text = String::from_utf8(raw.bytes.to_vec()).unwrap();
+        let edited = RawManifest::new(
+            text.replacen("\"arm64\"", "\"riscv64\"", 1).into(),
+            &raw.media_type,
+        );
+        let dst = w.dst.repo("app");
+        crate::fallback::push_strip_evidence(&dst, &img.index, &edited)
+            .await
+            .unwrap();
+        w.dst.put_manifest_raw("app", &edited, Some("v1"));
+        let v = check(&w, false).await;
+        assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+        assert!(v.problems[0].contains(img.child("linux/arm64").digest.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_signature_of_the_original_must_name_it() {
+        let w = testkit::world();
+        let img = images::index(&w.src, "app", "v1", &FOUR, false);
+        let sig_tag = format!("{}.sig", referrers::digest_tag(&img.index.digest));
+        let signature = |names: &Digest| {
+            let payload = serde_json::json!({
+                "critical": {"identity": {"docker-reference": "src.test/app"},
+                             "image": {"docker-manifest-digest": names.to_string()},
+                             "type": "cosign container image signature"},
+            });
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let layer = Descriptor {
+                media_type: "application/vnd.dev.cosign.simplesigning.v1+json".into(),
+                digest: w.src.put_blob_bytes("app", bytes.clone().into()),
+                size: bytes.len() as u64,
+                platform: None,
+                annotations: None,
+                artifact_type: None,
+                urls: None,
+            };
+            let config = Descriptor {
+                media_type: oci::EMPTY_MEDIA_TYPE.into(),
+                digest: w.src.put_blob_bytes("app", oci::EMPTY_JSON.into()),
+                size: 2,
+                ..layer.clone()
+            };
+            let doc = serde_json::json!({
+                "schemaVersion": 2, "mediaType": oci::OCI_MANIFEST,
+                "config": config, "layers": [layer],
+            });
+            RawManifest::new(serde_json::to_vec(&doc).unwrap().into(), oci::OCI_MANIFEST)
+        };
+        let good = signature(&img.index.digest);
+        w.src.put_manifest_raw("app", &good, Some(&sig_tag));
+        mirror(&w, &KEEP, OnSparseReject::Strip).await;
+        let v = check(&w, false).await;
+        assert!(v.holds(), "{:?}", v.problems);
+        assert_eq!(v.stripped.unwrap().signature_tag, Some(sig_tag.clone()));
+        // A signature tag whose payload names another digest.
+        let bad = signature(&Digest::sha256(b"another index"));
+        let dst = w.dst.repo("app");
+        for b in [&bad] {
+            let Ok(Manifest::Image(m)) = b.parse() else {
+                unreachable!()
+            };
+            for d in m.blobs() {
+                w.dst
+                    .put_blob_bytes("app", w.src.blob_bytes("app", &d.digest).unwrap());
+            }
+        }
+        dst.put_manifest(&bad, &crate::transport::PushAs::Root { tag: Some(sig_tag) })
+            .await
+            .unwrap();
+        let v = check(&w, false).await;
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| p.contains("names the original digest")),
+            "{:?}",
+            v.problems
+        );
+    }
+}

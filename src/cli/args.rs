@@ -39,6 +39,19 @@ pub enum Command {
     /// "sparse: 2 of 5 platforms present". Nothing is written.
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
+    /// Check that an image holds where it is: complete, sparse by design, or stripped from a
+    /// recorded original
+    ///
+    /// Every entry that is there must have every manifest and blob it references, with the size
+    /// its descriptor says (--deep also reads every blob and checks its digest). Entries a sparse
+    /// index lists but the location does not have are reported as absent by design. An index
+    /// that `--on-sparse-reject strip` pushed is checked against its original: the stored
+    /// original bytes must hash to the recorded digest, each of its entries must appear in the
+    /// original byte for byte, and a cosign signature tag of the original digest must name it.
+    /// Signatures themselves are for cosign and notation to verify. Exit 0 when it holds, 1 with
+    /// each problem named.
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
     /// Mirror every image of a config file (the nightly air-gap job)
     #[command(after_help = SYNC_EXAMPLES)]
     Sync(SyncArgs),
@@ -52,6 +65,12 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const VERIFY_EXAMPLES: &str = "Examples:
+  mirror verify docker://mirror.internal:5000/library/alpine:3.20
+  # read every blob and check its digest too
+  mirror verify --deep oci:/media/airgap/layout:alpine-3.20
+  mirror verify --format json docker://127.0.0.1:5000/app:v1 | jq .problems";
 
 const INSPECT_EXAMPLES: &str = "Examples:
   mirror inspect docker.io/library/alpine:3.20
@@ -151,12 +170,8 @@ pub struct InspectArgs {
     /// Output: a tree (text) or JSON with full digests
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
-    /// Credentials for the registry
-    #[arg(long, value_name = "USER[:PASS]")]
-    pub creds: Option<String>,
-    /// Verify the registry's TLS certificate (=false allows plain http)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: bool,
+    #[command(flatten)]
+    pub registry: OneRegistryFlags,
     /// Concurrent manifest reads
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: u32,
@@ -166,6 +181,47 @@ pub struct InspectArgs {
     /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Image reference: docker://HOST/REPO:TAG, REPO:TAG, oci:PATH[:TAG], oci-archive:PATH.tar[:TAG]
+    pub reference: String,
+    /// Also read every blob and check its digest
+    #[arg(long)]
+    pub deep: bool,
+    /// Output: a summary (text) or JSON
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FormatArg,
+    #[command(flatten)]
+    pub registry: OneRegistryFlags,
+    /// Concurrent manifest reads
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Retries of a failed request (connection error, 408, 429, 5xx)
+    #[arg(long, default_value_t = 3)]
+    pub retry_times: u32,
+    /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Credentials and TLS for the one registry a command reads (inspect, verify).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Registry")]
+pub struct OneRegistryFlags {
+    /// Credentials for the registry
+    #[arg(long, value_name = "USER[:PASS]")]
+    pub creds: Option<String>,
+    /// Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman's auth.json and docker's config.json
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// CAs (*.crt) and a client certificate (*.cert + *.key) for the registry, instead of certs.d
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Verify the registry's TLS certificate (=false allows plain http)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: bool,
 }
 
 #[derive(Debug, Args)]

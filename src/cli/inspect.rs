@@ -1,64 +1,69 @@
-//! `mirror inspect REF`: resolve the arguments, open the location read-only, call
-//! [`crate::inspect::inspect`], and write the tree or JSON to stdout (STYLE habit 3: a thin wrapper
-//! around one engine function).
+//! `mirror inspect REF` and `mirror verify REF`: resolve the arguments, open the one location
+//! read-only, call [`crate::inspect::inspect`] or [`crate::verify::verify`], and write the result
+//! to stdout (STYLE habit 3: a thin wrapper around one engine function each).
+
+use futures::future::BoxFuture;
 
 use crate::error::Error;
 use crate::inspect::{InspectOptions, Inspection};
-use crate::reference::ImageRef;
-use crate::transport::registry::RegistryOptions;
+use crate::reference::{ImageRef, Target};
+use crate::transport::{Opener as _, Transport};
+use crate::verify::{Verification, VerifyOptions};
 
-use super::args::{FormatArg, InspectArgs};
+use super::args::{FormatArg, InspectArgs, OneRegistryFlags, VerifyArgs};
 
 /// Read what `args.reference` names; errors are ready for [`super::fail`].
 pub fn run(args: &InspectArgs) -> Result<Inspection, Error> {
-    let reference: ImageRef = args
-        .reference
-        .parse()
-        .map_err(|e: crate::reference::ReferenceError| Error::Usage(e.to_string()))?;
-    let credentials = match args.creds.as_deref() {
-        None => None,
-        Some(c) => {
-            let (user, pass) = c.split_once(':').unwrap_or((c, ""));
-            if user.is_empty() {
-                return Err(Error::Usage(
-                    "--creds: the user name is empty (expected USER[:PASS])".into(),
-                ));
-            }
-            Some((user.to_string(), pass.to_string()))
-        }
-    };
-    let options = RegistryOptions {
-        credentials,
-        tls_verify: args.tls_verify,
-        retry_times: args.retry_times,
-        ..RegistryOptions::default()
-    };
     let opts = InspectOptions {
         jobs: args.jobs as usize,
     };
+    read_one(
+        &args.reference,
+        &args.registry,
+        args.retry_times,
+        |t, target| Box::pin(async move { crate::inspect::inspect(t, &target, &opts).await }),
+    )
+}
+
+/// Check what `args.reference` names.
+pub fn run_verify(args: &VerifyArgs) -> Result<Verification, Error> {
+    let opts = VerifyOptions {
+        deep: args.deep,
+        jobs: args.jobs as usize,
+    };
+    read_one(
+        &args.reference,
+        &args.registry,
+        args.retry_times,
+        |t, target| Box::pin(async move { crate::verify::verify(t, &target, &opts).await }),
+    )
+}
+
+/// Open `reference` read-only and run `f` on it, stopping at Ctrl-C.
+fn read_one<T>(
+    reference: &str,
+    flags: &OneRegistryFlags,
+    retry_times: u32,
+    f: impl for<'a> FnOnce(&'a dyn Transport, Target) -> BoxFuture<'a, Result<T, Error>>,
+) -> Result<T, Error> {
+    let reference: ImageRef = reference
+        .parse()
+        .map_err(|e: crate::reference::ReferenceError| Error::Usage(e.to_string()))?;
+    let options = super::settings::one_registry(flags, retry_times)?;
     super::runtime().block_on(async {
+        let locations = crate::transport::Locations::new();
+        let opened = locations
+            .open(&reference, false, &options)
+            .map_err(|e| Error::transport(format!("opening {reference}"), e))?;
+        // The layout's own message names the location and what to do.
+        let target = opened
+            .resolve_target()
+            .map_err(|e| Error::transport(format!("reading {reference}"), e))?;
         tokio::select! {
-            r = inspect_ref(&reference, &options, &opts) => r,
+            r = f(opened.transport.as_ref(), target) => r,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
         }
     })
-}
-
-async fn inspect_ref(
-    reference: &ImageRef,
-    options: &RegistryOptions,
-    opts: &InspectOptions,
-) -> Result<Inspection, Error> {
-    use crate::transport::Opener as _;
-    let locations = crate::transport::Locations::new();
-    let opened = locations
-        .open(reference, false, options)
-        .map_err(|e| Error::transport(format!("opening {reference}"), e))?;
-    // The layout's own message names the location and what to do.
-    let target = opened
-        .resolve_target()
-        .map_err(|e| Error::transport(format!("reading {reference}"), e))?;
-    crate::inspect::inspect(opened.transport.as_ref(), &target, opts).await
 }
 
 /// Write the inspection in the chosen format.

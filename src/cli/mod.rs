@@ -55,6 +55,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Inspect(args) => run_inspect(&args),
+        Command::Verify(args) => run_verify(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mirror", &mut std::io::stdout());
             0
@@ -287,6 +288,41 @@ fn run_inspect(args: &InspectArgs) -> i32 {
             source: e,
         }),
     }
+}
+
+fn run_verify(args: &args::VerifyArgs) -> i32 {
+    let output = render::OutputOptions {
+        quiet: false,
+        verbose: args.verbose,
+        progress: render::Progress::Never,
+    };
+    render::init_logging(&output, None);
+    let verification = match inspect::run_verify(args) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let mut out = std::io::stdout().lock();
+    let written = match args.format {
+        FormatArg::Text => verification.write_text(&mut out),
+        FormatArg::Json => verification.write_json(&mut out),
+    };
+    match written.and_then(|_| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            return fail(&Error::Io {
+                what: "cannot write to",
+                path: "stdout".into(),
+                source: e,
+            });
+        }
+    }
+    let code = if verification.holds() {
+        crate::error::ExitCode::Ok
+    } else {
+        crate::error::ExitCode::Failure
+    };
+    code.code()
 }
 
 fn run_sync(args: &SyncArgs) -> i32 {

@@ -161,6 +161,23 @@ fn registry_options(
     })
 }
 
+/// The one registry of `inspect` and `verify`.
+pub fn one_registry(
+    flags: &super::args::OneRegistryFlags,
+    retry_times: u32,
+) -> Result<RegistryOptions, Error> {
+    Ok(RegistryOptions {
+        authfile: authfile(flags.authfile.as_deref())?,
+        cert_dir: cert_dir(flags.cert_dir.as_deref(), "--cert-dir")?,
+        ..registry_options(
+            flags.creds.as_deref(),
+            flags.tls_verify,
+            retry_times,
+            "--creds",
+        )?
+    })
+}
+
 /// `--authfile FILE`: it must exist (a typo must not silently mean "no credentials").
 fn authfile(path: Option<&Path>) -> Result<Option<PathBuf>, Error> {
     match path {

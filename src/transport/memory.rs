@@ -195,6 +195,20 @@ impl MemoryRegistry {
         }
     }
 
+    /// Change a stored blob's bytes in place (storage damage: the digest no longer matches).
+    pub fn tamper_blob(&self, repo: &str, digest: &Digest, f: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(b) = self
+            .state()
+            .repos
+            .get_mut(repo)
+            .and_then(|r| r.blobs.get_mut(digest))
+        {
+            let mut bytes = b.to_vec();
+            f(&mut bytes);
+            *b = bytes.into();
+        }
+    }
+
     pub fn has_manifest(&self, repo: &str, digest: &Digest) -> bool {
         self.state()
             .repos

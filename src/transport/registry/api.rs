@@ -24,7 +24,7 @@ use crate::oci::{
 };
 use crate::reference::Target;
 use crate::transport::{
-    BlobStream, PushAs, Result, SparseSupport, Transport, TransportError, chain,
+    BlobState, BlobStream, PushAs, Result, SparseSupport, Transport, TransportError, chain,
 };
 
 /// One repository of a registry.
@@ -165,11 +165,20 @@ impl Transport for RegistryRepo {
     }
 
     async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.blob_state(digest).await? != BlobState::Absent)
+    }
+
+    async fn blob_state(&self, digest: &Digest) -> Result<BlobState> {
         let url = self.url(&format!("blobs/{digest}")).await?;
         let resp = self.send(self.request(Method::HEAD, &url)).await?;
         match resp.status() {
-            StatusCode::NOT_FOUND => Ok(false),
-            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(BlobState::Absent),
+            s if s.is_success() => Ok(BlobState::Present {
+                size: resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok()),
+            }),
             s => Err(status_error(&Method::HEAD, &url, s.as_u16())),
         }
     }
