@@ -200,6 +200,8 @@ pub async fn on_refusal(
             why: ", and not because of the entries left out".into(),
         });
     }
+    // What each way forward costs, measured before any of them changes the destination.
+    let mut rejection = rejection(cx, plan, status, errors.clone()).await?;
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut last: Option<(OnSparseReject, Error)> = None;
     for policy in policies.iter() {
@@ -215,13 +217,11 @@ pub async fn on_refusal(
         };
         match result {
             Ok(mut finished) => {
-                let mut rejection = rejection(cx, plan, status, errors).await?;
                 rejection.policy = policy.name().into();
                 rejection.attempts = attempts;
                 if policy == OnSparseReject::Required {
-                    rejection.required = required_entries(plan, &finished.counted);
-                    rejection.required_extra_bytes =
-                        rejection.required.iter().map(|e| e.bytes).sum();
+                    (rejection.required, rejection.required_extra_bytes) =
+                        required_entries(plan, &finished.counted);
                 }
                 finished.report.rejection = Some(rejection);
                 return Ok(finished);
@@ -355,7 +355,7 @@ async fn required(
                 let mut report = Report::from_plan(&next, Outcome::Completed, false);
                 report.warnings.push(format!(
                     "the destination refused the sparse index and demanded {} more entries; they were copied and the original index pushed",
-                    required_entries(plan, &next).len()
+                    required_entries(plan, &next).0.len()
                 ));
                 return Ok(Finished {
                     report,
@@ -374,32 +374,42 @@ async fn required(
     })
 }
 
-/// The entries `after` keeps that `before` did not, with their manifest and blob bytes.
-fn required_entries(before: &Plan, after: &Plan) -> Vec<RequiredEntry> {
+/// The entries `after` keeps that `before` did not, each with its manifest's bytes and those of
+/// the blobs it adds (not used by `before`), and all of that together with each blob once.
+fn required_entries(before: &Plan, after: &Plan) -> (Vec<RequiredEntry>, u64) {
     let kept = before.kept_digests();
-    after
+    let had: BTreeSet<&Digest> = before.blobs.iter().map(|b| &b.digest).collect();
+    let mut added: BTreeMap<Digest, u64> = BTreeMap::new();
+    let mut manifests = 0;
+    let entries = after
         .entries
         .iter()
         .filter(|e| e.keep && !kept.contains(&e.digest))
         .map(|e| {
-            let blobs: u64 = after
+            let blobs: Vec<Descriptor> = after
                 .manifests
                 .iter()
                 .find(|m| m.digest == e.digest)
                 .and_then(|m| m.raw.as_ref()?.parse().ok())
                 .map(|m| match m {
-                    oci::Manifest::Image(i) => i.blobs().map(|b| b.size).sum(),
-                    oci::Manifest::Index(_) => 0,
+                    oci::Manifest::Image(i) => i.blobs().cloned().collect(),
+                    oci::Manifest::Index(_) => vec![],
                 })
-                .unwrap_or(0);
+                .unwrap_or_default();
+            let own: Vec<&Descriptor> = blobs.iter().filter(|b| !had.contains(&b.digest)).collect();
+            for b in &own {
+                added.insert(b.digest.clone(), b.size);
+            }
+            manifests += e.size;
             RequiredEntry {
                 digest: e.digest.clone(),
                 platform: e.platform.clone(),
                 reason: e.reason.clone(),
-                bytes: e.size + blobs,
+                bytes: e.size + own.iter().map(|b| b.size).sum::<u64>(),
             }
         })
-        .collect()
+        .collect();
+    (entries, manifests + added.values().sum::<u64>())
 }
 
 /// `strip`: an index of the kept entries under the tag, with the evidence that ties it to the

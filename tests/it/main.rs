@@ -5,6 +5,7 @@ mod bundle;
 mod copy;
 mod docs;
 mod examples;
+mod fallback;
 mod layout;
 mod output;
 mod plan;

@@ -39,6 +39,12 @@ pub struct SparseOptions {
     /// Refuse sparse indexes after all, with HTTP 400 and one error with this code per missing
     /// child (e.g. `"BLOB_UNKNOWN"` like Nexus, `"MANIFEST_BLOB_UNKNOWN"` like 2.8). Default None.
     pub reject_sparse_with: Option<&'static str>,
+    /// Distribution v3's `validation.manifests.indexes.platforms: list` with this `platformlist`
+    /// (`(os, architecture)` pairs): an index is accepted when every entry whose platform is in the
+    /// list is present; otherwise 400 with one `MANIFEST_BLOB_UNKNOWN` ("blob unknown to
+    /// registry", detail: the digest) per absent listed entry, as measured on a real v3.0.0
+    /// (REGISTRY-FACTS.md). An index with no entry for a listed platform is accepted. Default None.
+    pub platform_list: Option<Vec<(&'static str, &'static str)>>,
 }
 
 impl Default for SparseOptions {
@@ -47,6 +53,7 @@ impl Default for SparseOptions {
             announce_sparse: false,
             referrers_api: true,
             reject_sparse_with: None,
+            platform_list: None,
         }
     }
 }
@@ -680,6 +687,32 @@ fn manifests(
                     .filter(|d| !repo.manifests.contains_key(*d))
                     .map(str::to_string)
                     .collect();
+                if let Some(list) = &opts.platform_list {
+                    let required: Vec<(&str, &str, String)> = v["manifests"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|m| {
+                            let (os, arch) = (
+                                m["platform"]["os"].as_str().unwrap_or(""),
+                                m["platform"]["architecture"].as_str().unwrap_or(""),
+                            );
+                            list.iter().any(|(o, a)| *o == os && *a == arch)
+                        })
+                        .filter_map(|m| m["digest"].as_str())
+                        .filter(|d| !repo.manifests.contains_key(*d))
+                        .map(|d| {
+                            (
+                                "MANIFEST_BLOB_UNKNOWN",
+                                "blob unknown to registry",
+                                d.to_string(),
+                            )
+                        })
+                        .collect();
+                    if !required.is_empty() {
+                        return error(400, &required);
+                    }
+                }
                 if let (Some(code), false) = (opts.reject_sparse_with, missing.is_empty()) {
                     let errs: Vec<(&str, &str, String)> = missing
                         .into_iter()
