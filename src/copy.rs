@@ -18,7 +18,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 
@@ -414,11 +413,7 @@ pub async fn copy_blob(
                     attempt,
                     error: e.to_string(),
                 });
-                let base = 250u64 << attempt.min(6);
-                tokio::time::sleep(Duration::from_millis(
-                    base + rand::random_range(0..=base / 2),
-                ))
-                .await;
+                tokio::time::sleep(crate::transport::backoff(attempt)).await;
             }
             Err(e) => {
                 return Err(Error::transport(

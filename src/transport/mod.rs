@@ -37,6 +37,14 @@ pub struct OmittedBlob {
 /// `{"digest", "size"}` objects, as a string).
 pub const ANNOTATION_OMITTED_BLOBS: &str = "dev.mirror.bundle.omitted-blobs";
 
+/// The one retry backoff of the program (a request in the registry client, a whole blob in the
+/// copy engine): `200 ms × 2^attempt` plus up to half again of jitter, at most 10 s.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    let base = 200u64.saturating_mul(1 << attempt.min(6));
+    let jitter = rand::random_range(0..=base / 2);
+    std::time::Duration::from_millis((base + jitter).min(10_000))
+}
+
 /// A blob at a location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobState {

@@ -358,11 +358,7 @@ pub(super) fn backoff_delay(attempt: u32, answer: Option<&HeaderMap>) -> Duratio
         .and_then(|h| header_str(h, "retry-after"))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| Duration::from_secs(s.min(60)));
-    retry_after.unwrap_or_else(|| {
-        let base = 200u64.saturating_mul(1 << attempt.min(6));
-        let jitter = rand::random_range(0..=base / 2);
-        Duration::from_millis((base + jitter).min(10_000))
-    })
+    retry_after.unwrap_or_else(|| crate::transport::backoff(attempt))
 }
 
 /// Wait [`backoff_delay`].
