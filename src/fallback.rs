@@ -442,7 +442,7 @@ async fn strip(cx: &Context<'_>, plan: &Plan, done: &Executed) -> Result<Finishe
     let mut report = Report::from_plan(plan, Outcome::Stripped, false);
     report.index.pushed_digest = Some(root.digest.clone());
     report.warnings.push(format!(
-        "the destination refused the sparse index; pushed a stripped index {} in place of {}: signatures over the original verify against the original bytes stored beside it (mirror verify)",
+        "the destination refused the sparse index; pushed a stripped index {} in place of {}: check signatures against the original digest (its bytes are stored beside the stripped index; mirror verify ties the two)",
         root.digest, plan.root.digest
     ));
     Ok(Finished {

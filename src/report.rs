@@ -265,7 +265,12 @@ impl Report {
                     .map(|d| d.to_string())
                     .unwrap_or_default()
             ),
-            Outcome::UpToDate => "already at the destination".to_string(),
+            Outcome::UpToDate => match &self.index.pushed_digest {
+                Some(d) if *d != self.index.digest => format!(
+                    "already at the destination as the stripped index {d}, which names it as its original"
+                ),
+                _ => "already at the destination".to_string(),
+            },
             Outcome::Planned if self.index.dropped_entries > 0 => {
                 format!(
                     "would push sparse ({kept} of {} entries); {}",
@@ -405,31 +410,46 @@ impl Report {
                     )?;
                 }
             }
-            writeln!(
-                out,
-                "  the {kept} kept entries are at the destination by digest; the index and the tag were not pushed"
-            )?;
-            writeln!(out, "  ways forward:")?;
-            if r.complete_possible {
+            for t in &r.attempts {
                 writeln!(
                     out,
-                    "    --on-sparse-reject complete  copy the {} dropped entries too: +{}, digest {} kept",
-                    r.complete_extra_entries,
-                    human_bytes(r.complete_extra_bytes),
-                    self.index.digest.short()
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "    --on-sparse-reject complete  not possible: the source does not have the dropped entries"
+                    "  --on-sparse-reject {} could not finish: {}",
+                    t.policy, t.reason
                 )?;
             }
-            writeln!(
-                out,
-                "    --on-sparse-reject strip     push a new index with only the kept entries: digest {}; signatures over {} will not verify",
-                r.stripped_digest,
-                self.index.digest.short()
-            )?;
+            match r.policy.as_str() {
+                "report" => self.write_ways_forward(out, r, kept, named_count(r))?,
+                "required" => {
+                    writeln!(
+                        out,
+                        "  --on-sparse-reject required: copied the {} entries the registry demanded (+{}; complete would have added {}), then the original index {}",
+                        r.required.len(),
+                        human_bytes(r.required_extra_bytes),
+                        human_bytes(r.complete_extra_bytes),
+                        self.index.digest.short()
+                    )?;
+                    for e in &r.required {
+                        writeln!(
+                            out,
+                            "    {:<16} {}  {}",
+                            e.platform.as_deref().unwrap_or("-"),
+                            e.digest.short(),
+                            human_bytes(e.bytes)
+                        )?;
+                    }
+                }
+                "complete" => writeln!(
+                    out,
+                    "  --on-sparse-reject complete: copied the {} dropped entries too, then the original index {}",
+                    r.complete_extra_entries,
+                    self.index.digest.short()
+                )?,
+                policy => writeln!(
+                    out,
+                    "  --on-sparse-reject {policy}: the new index names its original {}, whose bytes are stored beside it (mirror verify checks the two)",
+                    self.index.digest.short()
+                )?,
+            }
         }
         for w in &self.warnings {
             writeln!(out, "  warning: {w}")?;
@@ -442,6 +462,52 @@ impl Report {
 }
 
 /// The first column of an entry line: its platform, or what it is when it has none.
+/// How many entries a refusal names by digest.
+fn named_count(r: &Rejection) -> usize {
+    r.errors.iter().filter(|e| !e.detail.is_empty()).count()
+}
+
+impl Report {
+    /// After `report`: where things are, and what each policy would cost.
+    fn write_ways_forward(
+        &self,
+        out: &mut dyn Write,
+        r: &Rejection,
+        kept: usize,
+        named: usize,
+    ) -> io::Result<()> {
+        writeln!(
+            out,
+            "  the {kept} kept entries are at the destination by digest; the index and the tag were not pushed"
+        )?;
+        writeln!(out, "  ways forward:")?;
+        if r.complete_possible {
+            writeln!(
+                out,
+                "    --on-sparse-reject complete  copy the {} dropped entries too: +{}, digest {} kept",
+                r.complete_extra_entries,
+                human_bytes(r.complete_extra_bytes),
+                self.index.digest.short()
+            )?;
+            writeln!(
+                out,
+                "    --on-sparse-reject required  copy only the entries the registry names ({named} now, the same as complete when it names every one), digest kept"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "    --on-sparse-reject complete  not possible: the source does not have the dropped entries"
+            )?;
+        }
+        writeln!(
+            out,
+            "    --on-sparse-reject strip     push a new index with only the kept entries: digest {}; the original's bytes are stored beside it and `mirror verify` ties the two, but tools that check signatures over {} must be pointed at the original",
+            r.stripped_digest,
+            self.index.digest.short()
+        )
+    }
+}
+
 fn entry_label(e: &EntryReport) -> &str {
     match (&e.attests, e.platform.as_deref()) {
         (Some(_), _) => "attestation",
