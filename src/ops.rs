@@ -204,13 +204,7 @@ mod tests {
     use crate::oci;
     use crate::testkit::{self, Recorder, SparseRule, images, reference, settings};
 
-    const FIVE: [&str; 5] = [
-        "linux/amd64",
-        "linux/arm64",
-        "linux/arm/v7",
-        "linux/s390x",
-        "linux/ppc64le",
-    ];
+    use crate::testkit::FIVE;
     const KEEP: [&str; 2] = ["linux/amd64", "linux/arm64"];
 
     async fn copy(

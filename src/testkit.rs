@@ -17,6 +17,15 @@ use crate::transport::registry::RegistryOptions;
 pub use crate::transport::memory::images;
 pub use crate::transport::memory::{Call, SparseRule};
 
+/// Five platforms, as a typical multi-platform image has.
+pub const FIVE: [&str; 5] = [
+    "linux/amd64",
+    "linux/arm64",
+    "linux/arm/v7",
+    "linux/s390x",
+    "linux/ppc64le",
+];
+
 /// A source and a destination registry, and the opener that reaches them.
 pub struct World {
     pub opener: MemoryRegistries,

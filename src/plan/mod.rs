@@ -637,13 +637,7 @@ mod tests {
     use super::*;
     use crate::testkit::{self, Call, images, plan_options};
 
-    const FIVE: [&str; 5] = [
-        "linux/amd64",
-        "linux/arm64",
-        "linux/arm/v7",
-        "linux/s390x",
-        "linux/ppc64le",
-    ];
+    use crate::testkit::FIVE;
 
     async fn plan_of(
         w: &testkit::World,
