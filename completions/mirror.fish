@@ -48,6 +48,7 @@ strip\t'Push an index of the kept entries (new digest), tied to the original for
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l state -d 'Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add what this bundle delivers to FILE. The destination must be oci: or oci-archive:' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand copy" -l max-requests -d 'Requests in flight to one registry host, blob transfers included' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -87,6 +88,7 @@ strip\t'Push an index of the kept entries (new digest), tied to the original for
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l state -d 'Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add what this bundle delivers to FILE. The destination must be oci: or oci-archive:' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand plan" -l max-requests -d 'Requests in flight to one registry host, blob transfers included' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -140,6 +142,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l state -d 'Increme
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l shard -d 'Take only this worker\'s share K of N of the (image, tag) pairs (stable across runs)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l jobs -d 'Concurrent transfers within an image' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l max-requests -d 'Requests in flight to one registry host, blob transfers included, for hosts the config\'s `registries:` does not limit' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l report -d 'Also write the JSON report to FILE' -r -F

@@ -288,6 +288,9 @@ pub struct CopyArgs {
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
     pub retry_times: u32,
+    /// Requests in flight to one registry host, blob transfers included
+    #[arg(long, value_name = "N", default_value_t = crate::transport::registry::DEFAULT_MAX_REQUESTS as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_requests: u32,
     /// The final report on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -330,6 +333,10 @@ pub struct SyncArgs {
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
     pub retry_times: u32,
+    /// Requests in flight to one registry host, blob transfers included, for hosts the config's
+    /// `registries:` does not limit
+    #[arg(long, value_name = "N", default_value_t = crate::transport::registry::DEFAULT_MAX_REQUESTS as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_requests: u32,
     /// The final report on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,

@@ -97,7 +97,7 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
     let rt = runtime();
-    let locations = crate::transport::Locations::new();
+    let locations = crate::transport::Locations::with_limits(cmd.limits.clone());
     let result = rt.block_on(async {
         tokio::select! {
             r = crate::ops::copy_image(&locations, &cmd.source, &cmd.destination, &cmd.settings, events) => r,
@@ -340,7 +340,10 @@ fn run_sync(args: &SyncArgs) -> i32 {
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
     let rt = runtime();
-    let locations = crate::transport::Locations::new();
+    let locations = crate::transport::Locations::with_limits(settings::limits(
+        args.max_requests,
+        &config.registries,
+    ));
     let result = rt.block_on(async {
         tokio::select! {
             r = crate::sync::sync(&locations, &config, &sync_settings, events) => r,

@@ -203,6 +203,13 @@ impl Locations {
     pub fn new() -> Locations {
         Locations::default()
     }
+
+    /// Locations whose registry requests keep to these per-host limits for the whole run.
+    pub fn with_limits(limits: registry::Limits) -> Locations {
+        Locations {
+            sessions: registry::Sessions::with_limits(limits),
+        }
+    }
 }
 
 impl Opener for Locations {
