@@ -8,21 +8,23 @@
 //!
 //! These are *weak* references: their absence is normal and silent, but one that exists and
 //! cannot be copied is an error. Referrers of a dropped platform are listed as skipped; referrers of
-//! referrers are followed (to a small depth, each digest once). Discovery reads the source only and
-//! lists the source's tags once per image instead of probing every possible tag.
+//! referrers are followed (to a small depth, each digest once). Discovery reads the source only,
+//! from the source's tags list (listed once per repository per run, [`RunMemo`]) instead of probing
+//! every possible tag, and asks a registry without the referrers API only once per run.
 //!
 //! At a destination without the referrers API (registry 2.x, an OCI layout) the copy maintains the
 //! `sha256-<hex>` fallback index there, merging with what is already listed and never dropping an
 //! entry, so a later copy out of that destination finds the referrers again.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
 use crate::reference::Target;
-use crate::transport::Transport;
+use crate::transport::{RunMemo, Transport};
 
 /// Which weak references to follow.
 #[derive(Debug, Clone)]
@@ -122,176 +124,258 @@ const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
 
 /// Find the referrers and signature tags of `subjects` at the source. Returns them and the
 /// image manifests (with who uses them) whose blobs the copy needs.
+///
+/// The source's tags list comes from the run's [`RunMemo`] (listed once per repository per run),
+/// and so does the knowledge that a registry has no referrers API. The subjects of one depth are
+/// looked up together, and the referrers found at that depth are read together (`jobs` at a time).
 pub async fn discover(
     src: &dyn Transport,
     subjects: Vec<Subject>,
     opts: &ReferrerOptions,
+    memo: &RunMemo,
+    jobs: usize,
 ) -> Result<(Vec<PlannedReferrer>, Vec<(oci::ImageManifest, String)>), Error> {
     let mut found = Vec::new();
     let mut images = Vec::new();
     if !opts.referrers && !opts.signatures {
         return Ok((found, images));
     }
-    let tags: BTreeSet<String> = match src.list_tags().await {
-        Ok(t) => t.into_iter().collect(),
-        // Weak references: a source that cannot list tags (an archive of one image, a registry
-        // that refuses the call) simply has no tag-schema referrers to offer.
-        Err(_) => BTreeSet::new(),
-    };
-    let mut api: Option<bool> = None;
+    // Weak references: a source that cannot list tags (an archive of one image, a registry that
+    // refuses the call) simply has no tag-schema referrers to offer.
+    let listed = memo.tags(src).await.unwrap_or_default();
+    let tags: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
     let mut seen: BTreeSet<Digest> = subjects.iter().map(|s| s.digest.clone()).collect();
-    let mut queue: VecDeque<(Subject, usize)> = subjects.into_iter().map(|s| (s, 1)).collect();
-    let read_err = |what: String| move |e| Error::transport(what, e);
+    let mut level = subjects;
+    let mut depth = 1;
+    let jobs = jobs.max(1);
 
-    while let Some((subject, depth)) = queue.pop_front() {
-        let mut candidates: Vec<(Descriptor, ReferrerKind, Option<RawManifest>)> = Vec::new();
-        if opts.referrers {
-            let listed = if api == Some(false) {
-                None
-            } else {
-                let r = src
-                    .referrers(&subject.digest)
-                    .await
-                    .map_err(read_err(format!(
-                        "listing the referrers of {} at {}",
-                        subject.digest,
-                        src.location()
-                    )))?;
-                api = Some(r.is_some());
-                r
-            };
-            let listed = match listed {
-                Some(l) => l,
-                None if tags.contains(&digest_tag(&subject.digest)) => {
-                    let tag = digest_tag(&subject.digest);
-                    match src
-                        .get_manifest(&Target::Tag(tag.clone()))
-                        .await
-                        .map_err(read_err(format!(
-                            "reading the referrers tag {tag} at {}",
-                            src.location()
-                        )))? {
-                        Some(raw) => match raw.parse() {
-                            Ok(Manifest::Index(i)) => i.manifests,
-                            _ => vec![],
-                        },
-                        None => vec![],
-                    }
+    while !level.is_empty() {
+        let lists: Vec<(Subject, Vec<Candidate>)> =
+            futures::stream::iter(level.into_iter().map(|subject| {
+                let tags = &tags;
+                async move {
+                    let c = candidates(src, &subject, tags, opts, memo).await?;
+                    Ok::<_, Error>((subject, c))
                 }
-                None => vec![],
-            };
-            candidates.extend(
-                listed
-                    .into_iter()
-                    .map(|d| (d, ReferrerKind::Referrer, None)),
-            );
-        }
-        if opts.signatures {
-            for suffix in COSIGN_SUFFIXES {
-                let tag = format!("{}.{suffix}", digest_tag(&subject.digest));
-                if !tags.contains(&tag) {
+            }))
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        let first_new = found.len();
+        // Who each new one refers to, for the blobs' users.
+        let mut labels = Vec::new();
+        for (subject, candidates) in lists {
+            for (d, kind, raw) in candidates {
+                if !seen.insert(d.digest.clone()) {
                     continue;
                 }
-                if let Some(raw) =
-                    src.get_manifest(&Target::Tag(tag.clone()))
-                        .await
-                        .map_err(read_err(format!(
-                            "reading the signature tag {tag} at {}",
-                            src.location()
-                        )))?
-                {
-                    candidates.push((raw.descriptor(), ReferrerKind::Signature { tag }, Some(raw)));
-                }
+                found.push(decide(&subject, d, kind, raw, opts, depth));
+                labels.push(subject.label.clone());
             }
         }
-        for (d, kind, raw) in candidates {
-            if !seen.insert(d.digest.clone()) {
-                continue;
-            }
-            let type_ok = opts.types.is_empty()
-                || matches!(kind, ReferrerKind::Signature { .. })
-                || d.artifact_type
-                    .as_ref()
-                    .is_some_and(|t| opts.types.contains(t));
-            let (copy, reason) = match (subject.copied, type_ok) {
-                (false, _) => (
-                    false,
-                    format!("its subject {} is not copied", subject.label),
-                ),
-                (true, false) => (
-                    false,
-                    format!(
-                        "artifact type {} not in --referrers-type",
-                        d.artifact_type.as_deref().unwrap_or("(none)")
-                    ),
-                ),
-                (true, true) => (true, format!("refers to {}", subject.label)),
-            };
-            let mut r = PlannedReferrer {
-                digest: d.digest.clone(),
-                media_type: d.media_type.clone(),
-                size: d.size,
-                subject: subject.digest.clone(),
-                artifact_type: d.artifact_type.clone(),
-                kind,
-                copy,
-                reason,
-                present: false,
-                depth,
-                raw,
-                children: vec![],
-                annotations: d.annotations.clone(),
-            };
-            if r.copy {
-                let raw = match r.raw.take() {
-                    Some(raw) => raw,
-                    None => read_referrer(src, &d).await?,
-                };
-                r.media_type = raw.media_type.clone();
-                match raw.parse().map_err(|e| {
-                    Error::invalid(format!("{}@{}", src.location(), d.digest), e.to_string())
-                })? {
-                    Manifest::Image(m) => {
-                        if r.artifact_type.is_none() {
-                            r.artifact_type = Some(m.effective_artifact_type().to_string());
-                        }
-                        if r.annotations.is_none() {
-                            r.annotations = m.annotations.clone();
-                        }
-                        images.push((m, format!("referrer of {}", subject.label)));
-                    }
-                    Manifest::Index(i) => {
-                        if r.artifact_type.is_none() {
-                            r.artifact_type = i.artifact_type.clone();
-                        }
-                        for child in &i.manifests {
-                            if child.is_index() {
-                                continue;
-                            }
-                            let c = read_referrer(src, child).await?;
-                            if let Ok(Manifest::Image(m)) = c.parse() {
-                                images.push((m, format!("referrer of {}", subject.label)));
-                            }
-                            r.children.push(c);
-                        }
-                    }
+        // Read what is copied, together.
+        let reads: Vec<Option<Read>> =
+            futures::stream::iter(found[first_new..].iter().map(|r| async move {
+                if !r.copy {
+                    return Ok(None);
                 }
-                r.raw = Some(raw);
-                if depth < MAX_DEPTH {
-                    queue.push_back((
-                        Subject {
-                            digest: d.digest.clone(),
-                            copied: true,
-                            label: format!("referrer {}", d.digest.short()),
-                        },
-                        depth + 1,
-                    ));
-                }
+                read(src, r).await.map(Some)
+            }))
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        let mut next = Vec::new();
+        for ((r, read), label) in found[first_new..].iter_mut().zip(reads).zip(labels) {
+            let Some(read) = read else { continue };
+            r.media_type = read.raw.media_type.clone();
+            if r.artifact_type.is_none() {
+                r.artifact_type = read.artifact_type;
             }
-            found.push(r);
+            if r.annotations.is_none() {
+                r.annotations = read.annotations;
+            }
+            images.extend(
+                read.images
+                    .into_iter()
+                    .map(|m| (m, format!("referrer of {label}"))),
+            );
+            r.children = read.children;
+            r.raw = Some(read.raw);
+            if depth < MAX_DEPTH {
+                next.push(Subject {
+                    digest: r.digest.clone(),
+                    copied: true,
+                    label: format!("referrer {}", r.digest.short()),
+                });
+            }
         }
+        level = next;
+        depth += 1;
     }
     Ok((found, images))
+}
+
+/// A referrer or signature tag found for a subject (with its bytes when they were read).
+type Candidate = (Descriptor, ReferrerKind, Option<RawManifest>);
+
+/// What `subject` has: its OCI 1.1 referrers (the API, else the `sha256-<hex>` tag) and its
+/// cosign tags (only those in the tags list).
+async fn candidates(
+    src: &dyn Transport,
+    subject: &Subject,
+    tags: &BTreeSet<&str>,
+    opts: &ReferrerOptions,
+    memo: &RunMemo,
+) -> Result<Vec<Candidate>, Error> {
+    let read_err = |what: String| move |e| Error::transport(what, e);
+    let mut out = Vec::new();
+    if opts.referrers {
+        let listed = memo
+            .referrers(src, &subject.digest)
+            .await
+            .map_err(read_err(format!(
+                "listing the referrers of {} at {}",
+                subject.digest,
+                src.location()
+            )))?;
+        let listed = match listed {
+            Some(l) => l,
+            None if tags.contains(digest_tag(&subject.digest).as_str()) => {
+                let tag = digest_tag(&subject.digest);
+                match src
+                    .get_manifest(&Target::Tag(tag.clone()))
+                    .await
+                    .map_err(read_err(format!(
+                        "reading the referrers tag {tag} at {}",
+                        src.location()
+                    )))? {
+                    Some(raw) => match raw.parse() {
+                        Ok(Manifest::Index(i)) => i.manifests,
+                        _ => vec![],
+                    },
+                    None => vec![],
+                }
+            }
+            None => vec![],
+        };
+        out.extend(
+            listed
+                .into_iter()
+                .map(|d| (d, ReferrerKind::Referrer, None)),
+        );
+    }
+    if opts.signatures {
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", digest_tag(&subject.digest));
+            if !tags.contains(tag.as_str()) {
+                continue;
+            }
+            if let Some(raw) =
+                src.get_manifest(&Target::Tag(tag.clone()))
+                    .await
+                    .map_err(read_err(format!(
+                        "reading the signature tag {tag} at {}",
+                        src.location()
+                    )))?
+            {
+                out.push((raw.descriptor(), ReferrerKind::Signature { tag }, Some(raw)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a candidate is copied, and why.
+fn decide(
+    subject: &Subject,
+    d: Descriptor,
+    kind: ReferrerKind,
+    raw: Option<RawManifest>,
+    opts: &ReferrerOptions,
+    depth: usize,
+) -> PlannedReferrer {
+    let type_ok = opts.types.is_empty()
+        || matches!(kind, ReferrerKind::Signature { .. })
+        || d.artifact_type
+            .as_ref()
+            .is_some_and(|t| opts.types.contains(t));
+    let (copy, reason) = match (subject.copied, type_ok) {
+        (false, _) => (
+            false,
+            format!("its subject {} is not copied", subject.label),
+        ),
+        (true, false) => (
+            false,
+            format!(
+                "artifact type {} not in --referrers-type",
+                d.artifact_type.as_deref().unwrap_or("(none)")
+            ),
+        ),
+        (true, true) => (true, format!("refers to {}", subject.label)),
+    };
+    PlannedReferrer {
+        digest: d.digest.clone(),
+        media_type: d.media_type.clone(),
+        size: d.size,
+        subject: subject.digest.clone(),
+        artifact_type: d.artifact_type.clone(),
+        kind,
+        copy,
+        reason,
+        present: false,
+        depth,
+        raw,
+        children: vec![],
+        annotations: d.annotations.clone(),
+    }
+}
+
+/// A copied referrer as read: its bytes, its children (an index), and the image manifests whose
+/// blobs the copy needs.
+struct Read {
+    raw: RawManifest,
+    children: Vec<RawManifest>,
+    images: Vec<oci::ImageManifest>,
+    artifact_type: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+async fn read(src: &dyn Transport, r: &PlannedReferrer) -> Result<Read, Error> {
+    let raw = match &r.raw {
+        Some(raw) => raw.clone(),
+        None => read_referrer(src, &r.descriptor()).await?,
+    };
+    let mut out = Read {
+        raw: raw.clone(),
+        children: vec![],
+        images: vec![],
+        artifact_type: None,
+        annotations: None,
+    };
+    match raw
+        .parse()
+        .map_err(|e| Error::invalid(format!("{}@{}", src.location(), r.digest), e.to_string()))?
+    {
+        Manifest::Image(m) => {
+            out.artifact_type = Some(m.effective_artifact_type().to_string());
+            out.annotations = m.annotations.clone();
+            out.images.push(m);
+        }
+        Manifest::Index(i) => {
+            out.artifact_type = i.artifact_type.clone();
+            for child in &i.manifests {
+                if child.is_index() {
+                    continue;
+                }
+                let c = read_referrer(src, child).await?;
+                if let Ok(Manifest::Image(m)) = c.parse() {
+                    out.images.push(m);
+                }
+                out.children.push(c);
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn read_referrer(src: &dyn Transport, d: &Descriptor) -> Result<RawManifest, Error> {

@@ -58,13 +58,16 @@ pub async fn sync(
     } else {
         lock_destinations(config)?
     };
+    // What the run learns about its sources once (tags lists, the referrers API) and every
+    // image reuses.
+    let memo = crate::transport::RunMemo::new();
     let mut report = SyncReport {
         version: 1,
         images: vec![],
         summary: Summary::default(),
     };
     'jobs: for job in &config.images {
-        let targets = match resolve_tags(opener, job, settings).await {
+        let targets = match resolve_tags(opener, job, settings, &memo).await {
             Ok(t) => t,
             Err(e) => {
                 report.summary.failed += 1;
@@ -97,6 +100,7 @@ pub async fn sync(
                     skip_missing_platforms: job.skip_missing_platforms,
                     jobs: settings.jobs,
                     delivered: None,
+                    memo: memo.clone(),
                     referrers: crate::referrers::ReferrerOptions {
                         referrers: job.referrers,
                         signatures: job.signatures,
@@ -149,6 +153,7 @@ async fn resolve_tags(
     opener: &dyn crate::transport::Opener,
     job: &ImageJob,
     settings: &SyncSettings,
+    memo: &crate::transport::RunMemo,
 ) -> Result<Vec<Target>, Error> {
     Ok(match &job.tags {
         Tags::List(list) => list.iter().map(|t| Target::Tag(t.clone())).collect(),
@@ -169,13 +174,13 @@ async fn resolve_tags(
             let opened = opener
                 .open(&job.source, false, &settings.source)
                 .map_err(|e| Error::transport(format!("opening {}", job.source), e))?;
-            let mut tags: Vec<String> = opened
-                .transport
-                .list_tags()
+            let mut tags: Vec<String> = memo
+                .tags(opened.transport.as_ref())
                 .await
                 .map_err(|e| Error::transport(format!("listing the tags of {}", job.source), e))?
-                .into_iter()
+                .iter()
                 .filter(|t| regex.is_match(t))
+                .cloned()
                 .collect();
             newest_first(&mut tags);
             if let Some(n) = latest {
@@ -364,6 +369,41 @@ mod tests {
         assert_eq!(r.summary.up_to_date, 4, "{:?}", outcomes(&r));
         assert!(w.dst.writes().is_empty());
         assert!(!w.src.log().iter().any(|c| matches!(c, Call::GetBlob(..))));
+    }
+
+    #[tokio::test]
+    async fn a_repository_s_tags_are_listed_once_and_the_referrers_api_asked_once_per_run() {
+        let (w, c) = three_images();
+        let c = Config {
+            images: [
+                c.images.clone(),
+                config(
+                    "version: 1\n\
+                     images:\n\
+                     - {source: docker://src.test/b, destination: docker://dst.test/m/b, tags: {regex: '^1\\.'}}\n",
+                )
+                .images,
+            ]
+            .concat(),
+            ..c
+        };
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.images.len(), 6, "{:?}", outcomes(&r));
+        let log = w.src.log();
+        for repo in ["a", "b", "c"] {
+            let lists = log
+                .iter()
+                .filter(|c| matches!(c, Call::ListTags(r) if r == repo))
+                .count();
+            assert_eq!(lists, 1, "{repo}: {log:#?}");
+        }
+        let probes = log
+            .iter()
+            .filter(|c| matches!(c, Call::Referrers(..)))
+            .count();
+        assert_eq!(probes, 1, "src.test has no referrers API: asked once");
     }
 
     #[tokio::test]

@@ -81,6 +81,7 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 skip_missing_platforms: args.skip_missing_platforms,
                 jobs,
                 delivered: None,
+                memo: crate::transport::RunMemo::new(),
                 referrers: crate::referrers::ReferrerOptions {
                     referrers: !args.no_referrers,
                     signatures: !args.no_signatures,

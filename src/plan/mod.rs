@@ -33,6 +33,9 @@ pub struct PlanOptions {
     pub referrers: ReferrerOptions,
     /// Blobs earlier bundles delivered (`--state`): left out of this one.
     pub delivered: Option<std::sync::Arc<BTreeMap<Digest, u64>>>,
+    /// What the run has learned about its sources (tags lists, registries without the referrers
+    /// API): one per run, shared by every image of a `sync`.
+    pub memo: std::sync::Arc<crate::transport::RunMemo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -245,11 +248,15 @@ pub async fn plan(
         Some(m) => m,
         None => {
             let tags = match target {
-                Target::Tag(_) => src.list_tags().await.ok(),
+                Target::Tag(_) => opts.memo.tags(src).await.ok(),
                 Target::Digest(_) => None,
             };
             let reference = walk::reference(&src.location(), target);
-            return Err(walk::not_found(&reference, target, tags.as_deref()));
+            return Err(walk::not_found(
+                &reference,
+                target,
+                tags.as_ref().map(|t| t.as_slice()),
+            ));
         }
     };
     let root_manifest = root_raw
@@ -510,7 +517,8 @@ async fn add_referrers(
             label,
         });
     }
-    let (mut found, images) = referrers::discover(src, subjects, &opts.referrers).await?;
+    let (mut found, images) =
+        referrers::discover(src, subjects, &opts.referrers, &opts.memo, jobs).await?;
     if found.is_empty() {
         return Ok(());
     }

@@ -9,10 +9,12 @@
 
 mod error;
 pub mod layout;
+pub mod memo;
 pub mod memory;
 pub mod registry;
 
 pub use error::{Fix, Hint, RegistryErrorItem, Side, TransportError, chain};
+pub use memo::RunMemo;
 
 use async_trait::async_trait;
 use bytes::Bytes;
