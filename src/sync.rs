@@ -278,6 +278,7 @@ mod tests {
 
     // Whole syncs on in-memory registries.
 
+    use crate::oci::{Digest, RawManifest};
     use crate::report::ImageResult;
     use crate::testkit::{self, Call, Recorder, SparseRule, images};
 
@@ -404,6 +405,180 @@ mod tests {
             .filter(|c| matches!(c, Call::Referrers(..)))
             .count();
         assert_eq!(probes, 1, "src.test has no referrers API: asked once");
+    }
+
+    /// Sign `subject` in `repo` (a cosign-style `.sig`, or `.att`) with a manifest made from
+    /// `seed`; returns the signature's digest.
+    fn sign(w: &testkit::World, repo: &str, subject: &Digest, suffix: &str, seed: &str) -> Digest {
+        let sig = images::single(&w.src, repo, "linux/amd64", seed);
+        let tag = format!("{}.{suffix}", crate::referrers::digest_tag(subject));
+        w.src.put_manifest_raw(repo, &sig, Some(&tag));
+        sig.digest
+    }
+
+    /// Add an SBOM referrer of `subject` at a source without the referrers API: the artifact and
+    /// the `sha256-<hex>` tag index listing it (with what was listed before).
+    fn add_referrer(w: &testkit::World, repo: &str, subject: &RawManifest, seed: &str) -> Digest {
+        let r = images::referrer(
+            &w.src,
+            repo,
+            subject,
+            &format!("application/spdx+json; {seed}"),
+        );
+        let tag = crate::referrers::digest_tag(&subject.digest);
+        let existing = w.src.tag(repo, &tag).and_then(|d| w.src.manifest(repo, &d));
+        let mut d = r.descriptor();
+        d.artifact_type = Some("application/spdx+json".into());
+        let index = crate::referrers::merged_tag_index(existing.as_ref(), &[d])
+            .unwrap()
+            .unwrap();
+        w.src.put_manifest_raw(repo, &index, Some(&tag));
+        r.digest
+    }
+
+    fn count(log: &[Call], f: impl Fn(&Call) -> bool) -> usize {
+        log.iter().filter(|c| f(c)).count()
+    }
+
+    #[tokio::test]
+    async fn a_no_op_costs_heads_at_the_source_and_no_manifest_get() {
+        let (w, c) = three_images();
+        let a = w
+            .src
+            .manifest("a", &w.src.tag("a", "1.0").unwrap())
+            .unwrap();
+        sign(&w, "a", &a.digest, "sig", "signature 1");
+        add_referrer(&w, "a", &a, "sbom 1");
+        let first = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(first.summary.copied, 4, "{:?}", outcomes(&first));
+        w.src.clear_log();
+        w.dst.clear_log();
+
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.up_to_date, 4, "{:?}", outcomes(&r));
+        let log = w.src.log();
+        assert_eq!(
+            count(&log, |c| matches!(c, Call::GetManifest(..))),
+            0,
+            "{log:#?}"
+        );
+        assert_eq!(count(&log, |c| matches!(c, Call::GetBlob(..))), 0);
+        // Per tag one HEAD; per repository one tags list; one probe of the referrers API for the
+        // registry; one HEAD per signature or referrers tag.
+        let tag_heads = count(
+            &log,
+            |c| matches!(c, Call::HeadManifest(_, t) if !t.starts_with("sha256-")),
+        );
+        let schema_heads = count(
+            &log,
+            |c| matches!(c, Call::HeadManifest(_, t) if t.starts_with("sha256-")),
+        );
+        assert_eq!((tag_heads, schema_heads), (4, 2), "{log:#?}");
+        assert_eq!(count(&log, |c| matches!(c, Call::ListTags(..))), 3);
+        assert_eq!(count(&log, |c| matches!(c, Call::Referrers(..))), 1);
+        assert!(log.len() <= 2 * 4 + 2, "{log:#?}");
+        assert!(w.dst.writes().is_empty(), "{:#?}", w.dst.writes());
+    }
+
+    #[tokio::test]
+    async fn a_rerun_catches_new_and_re_signed_signatures_new_referrers_and_a_moved_destination_tag()
+     {
+        let (w, c) = three_images();
+        let a = w
+            .src
+            .manifest("a", &w.src.tag("a", "1.0").unwrap())
+            .unwrap();
+        let sig_tag = format!("{}.sig", crate::referrers::digest_tag(&a.digest));
+        let att_tag = format!("{}.att", crate::referrers::digest_tag(&a.digest));
+        sign(&w, "a", &a.digest, "sig", "signature 1");
+        let sbom1 = add_referrer(&w, "a", &a, "sbom 1");
+        sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert!(w.dst.has_manifest("m/a", &sbom1));
+
+        // Re-signed, a new attestation, a second referrer; someone moved a destination tag.
+        let resigned = sign(&w, "a", &a.digest, "sig", "signature 2");
+        let att = sign(&w, "a", &a.digest, "att", "attestation 1");
+        let sbom2 = add_referrer(&w, "a", &a, "sbom 2");
+        let b = w.src.tag("b", "1.1").unwrap();
+        let other = images::index(&w.dst, "m/b", "1.1", &THREE[..1], false);
+        assert_ne!(other.index.digest, b);
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.failed, 0, "{:?}", outcomes(&r));
+        assert_eq!(w.dst.tag("m/a", &sig_tag), Some(resigned));
+        assert_eq!(w.dst.tag("m/a", &att_tag), Some(att));
+        assert!(w.dst.has_manifest("m/a", &sbom2));
+        assert_eq!(
+            w.dst.tag("m/b", "1.1"),
+            Some(b),
+            "the destination tag is put back"
+        );
+        let schema = w
+            .dst
+            .manifest(
+                "m/a",
+                &w.dst
+                    .tag("m/a", &crate::referrers::digest_tag(&a.digest))
+                    .unwrap(),
+            )
+            .unwrap();
+        let listed = String::from_utf8_lossy(&schema.bytes).to_string();
+        assert!(
+            listed.contains(sbom1.as_str()) && listed.contains(sbom2.as_str()),
+            "{listed}"
+        );
+
+        // And the run after that is a no-op again.
+        w.src.clear_log();
+        w.dst.clear_log();
+        let r = sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert_eq!(r.summary.up_to_date, 4, "{:?}", outcomes(&r));
+        assert_eq!(
+            count(&w.src.log(), |c| matches!(c, Call::GetManifest(..))),
+            0
+        );
+        assert!(w.dst.writes().is_empty(), "{:#?}", w.dst.writes());
+    }
+
+    #[tokio::test]
+    async fn with_the_referrers_api_a_new_referrer_is_caught_without_reading_the_old_ones() {
+        let (w, c) = three_images();
+        w.src.set(|b| b.referrers_api = true);
+        let a = w
+            .src
+            .manifest("a", &w.src.tag("a", "1.0").unwrap())
+            .unwrap();
+        let one = images::referrer(&w.src, "a", &a, "application/spdx+json");
+        sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert!(w.dst.has_manifest("m/a", &one.digest));
+        let two = images::referrer(&w.src, "a", &a, "application/vnd.example+json");
+        w.src.clear_log();
+        sync(&w.opener, &c, &sync_settings(), Recorder::new())
+            .await
+            .unwrap();
+        assert!(w.dst.has_manifest("m/a", &two.digest));
+        let gets: Vec<Call> = w
+            .src
+            .log()
+            .into_iter()
+            .filter(|c| matches!(c, Call::GetManifest(..)))
+            .collect();
+        assert_eq!(
+            gets,
+            [Call::GetManifest("a".into(), two.digest.to_string())],
+            "only the new referrer is read"
+        );
     }
 
     #[tokio::test]
