@@ -139,6 +139,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirror' -ScriptBlock {
             [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Incremental bundles: leave out the blobs FILE lists, then add what was delivered to FILE')
             [CompletionResult]::new('--shard', '--shard', [CompletionResultType]::ParameterName, 'Take only this worker''s share K of N of the (image, tag) pairs (stable across runs)')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Concurrent transfers within an image')
+            [CompletionResult]::new('--parallel-images', '--parallel-images', [CompletionResultType]::ParameterName, '(image, tag) pairs copied at once, sharing one connection pool per registry')
             [CompletionResult]::new('--retry-times', '--retry-times', [CompletionResultType]::ParameterName, 'Retries of a failed request (connection error, 408, 429, 5xx)')
             [CompletionResult]::new('--max-requests', '--max-requests', [CompletionResultType]::ParameterName, 'Requests in flight to one registry host, blob transfers included, for hosts the config''s `registries:` does not limit')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The final report on stdout')

@@ -473,7 +473,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__sync)
-            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --retry-times --max-requests --format --report --quiet --verbose --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --parallel-images --retry-times --max-requests --format --report --quiet --verbose --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -492,6 +492,10 @@ _mirror() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel-images)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -131,6 +131,7 @@ set edit:completion:arg-completer[mirror] = {|@words|
             cand --state 'Incremental bundles: leave out the blobs FILE lists, then add what was delivered to FILE'
             cand --shard 'Take only this worker''s share K of N of the (image, tag) pairs (stable across runs)'
             cand --jobs 'Concurrent transfers within an image'
+            cand --parallel-images '(image, tag) pairs copied at once, sharing one connection pool per registry'
             cand --retry-times 'Retries of a failed request (connection error, 408, 429, 5xx)'
             cand --max-requests 'Requests in flight to one registry host, blob transfers included, for hosts the config''s `registries:` does not limit'
             cand --format 'The final report on stdout'

@@ -141,6 +141,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l config -d 'The sy
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l state -d 'Incremental bundles: leave out the blobs FILE lists, then add what was delivered to FILE' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l shard -d 'Take only this worker\'s share K of N of the (image, tag) pairs (stable across runs)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l jobs -d 'Concurrent transfers within an image' -r
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l parallel-images -d '(image, tag) pairs copied at once, sharing one connection pool per registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l max-requests -d 'Requests in flight to one registry host, blob transfers included, for hosts the config\'s `registries:` does not limit' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l format -d 'The final report on stdout' -r -f -a "text\t''

@@ -247,6 +247,7 @@ pub fn resolve_sync(
             state: args.state.clone(),
             shard,
             jobs: args.jobs as usize,
+            parallel_images: args.parallel_images as usize,
             retry_times: args.retry_times,
             source: side(&args.registries, Side::Source, args.retry_times)?,
             destination: side(&args.registries, Side::Destination, args.retry_times)?,
