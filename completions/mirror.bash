@@ -473,7 +473,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__sync)
-            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --parallel-images --retry-times --max-requests --format --report --quiet --verbose --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --parallel-images --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,6 +513,10 @@ _mirror() {
                     ;;
                 --report)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 --src-creds)

@@ -136,6 +136,7 @@ set edit:completion:arg-completer[mirror] = {|@words|
             cand --max-requests 'Requests in flight to one registry host, blob transfers included, for hosts the config''s `registries:` does not limit'
             cand --format 'The final report on stdout'
             cand --report 'Also write the JSON report to FILE'
+            cand --progress 'Progress on stderr: an overall bar and a line per image in flight on a terminal (auto), always, or one plain line per finished tag (never)'
             cand --src-creds 'Credentials for the source registry'
             cand --dest-creds 'Credentials for the destination registry'
             cand --authfile 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman''s auth.json and docker''s config.json'
@@ -149,8 +150,8 @@ set edit:completion:arg-completer[mirror] = {|@words|
             cand --quiet 'Print errors only'
             cand -v 'Print more about what happens'
             cand --verbose 'Print more about what happens'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'mirror;inventory'= {
             cand --format 'text: counts and sizes; json: the state-file format'

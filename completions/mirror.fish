@@ -147,6 +147,9 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l max-requests -d '
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l report -d 'Also write the JSON report to FILE' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l progress -d 'Progress on stderr: an overall bar and a line per image in flight on a terminal (auto), always, or one plain line per finished tag (never)' -r -f -a "auto\t'Bars when stderr is a terminal, else one line per finished item'
+always\t'Bars even when stderr is not a terminal'
+never\t'One line per finished item'"
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l src-creds -d 'Credentials for the source registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l dest-creds -d 'Credentials for the destination registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l authfile -d 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman\'s auth.json and docker\'s config.json' -r -F
@@ -160,7 +163,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l dry-run -d 'Plan 
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l fail-fast -d 'Stop at the first image that fails (default: keep going and report every failure)'
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -s q -l quiet -d 'Print errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -s v -l verbose -d 'Print more about what happens'
-complete -c mirror -n "__fish_mirror_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l format -d 'text: counts and sizes; json: the state-file format' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l creds -d 'Credentials for the registries' -r

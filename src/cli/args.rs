@@ -352,6 +352,10 @@ pub struct SyncArgs {
     /// Print more about what happens
     #[arg(short, long)]
     pub verbose: bool,
+    /// Progress on stderr: an overall bar and a line per image in flight on a terminal (auto),
+    /// always, or one plain line per finished tag (never)
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub progress: ProgressArg,
     #[command(flatten)]
     pub registries: RegistryFlags,
 }

@@ -333,12 +333,17 @@ fn run_sync(args: &SyncArgs) -> i32 {
     let output = render::OutputOptions {
         quiet: args.quiet,
         verbose: args.verbose,
-        progress: render::Progress::Never,
+        progress: match args.progress {
+            ProgressArg::Auto => render::Progress::Auto,
+            ProgressArg::Always => render::Progress::Always,
+            ProgressArg::Never => render::Progress::Never,
+        },
     };
-    let renderer = render::Renderer::new(output);
+    let renderer = render::SyncRenderer::new(output);
     render::init_logging(&output, renderer.multi());
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
+    let progress: Arc<dyn crate::sync::SyncProgress> = renderer.clone();
     let rt = runtime();
     let locations = crate::transport::Locations::with_limits(settings::limits(
         args.max_requests,
@@ -346,7 +351,7 @@ fn run_sync(args: &SyncArgs) -> i32 {
     ));
     let result = rt.block_on(async {
         tokio::select! {
-            r = crate::sync::sync(&locations, &config, &sync_settings, events) => r,
+            r = crate::sync::sync_with(&locations, &config, &sync_settings, events, progress) => r,
             _ = interrupted() => Err(Error::Interrupted),
         }
     });
