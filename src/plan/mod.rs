@@ -303,11 +303,9 @@ pub async fn plan(
     let reader: &dyn Transport = if from_destination.is_some() { dst } else { src };
     let root_raw = match from_destination {
         Some(raw) => raw,
-        None => match src
-            .get_manifest(&Target::Digest(source_digest.clone()))
-            .await
-            .map_err(src_err)?
-        {
+        // As the reference names it (a tag moved since the HEAD is copied as it is now, and the
+        // bytes are checked against what the registry claims for them).
+        None => match src.get_manifest(target).await.map_err(src_err)? {
             Some(m) => m,
             None => return Err(not_found().await),
         },

@@ -18,6 +18,9 @@
 //!   as a few lines of GCRA arithmetic ([`Bucket::reserve`]): `governor` would do the same with a
 //!   dependency tree and a clock abstraction this one use does not need, and a reservation (each
 //!   caller learns its own start time at once) keeps waiters in arrival order without a loop.
+//! - The `/v2/` ping and token fetches (requests with no repository access) take no place: they
+//!   are few, a token server is often another host, and a request that waits for a token must
+//!   not wait on a place its own download holds.
 //! - **Pacing** from the registry's headers (see `request::pace_for`) is kept here too, so it is
 //!   per host for the run and every image in flight slows down together.
 

@@ -189,10 +189,16 @@ impl Session {
         if let Some(a) = auth {
             builder = builder.header(AUTHORIZATION, a.clone());
         }
-        let permit = self
-            .limiter
-            .admit(matches!(request.body, Body::Stream(_)))
-            .await;
+        // The ping and token fetches (no repository access) are not limited: they are few, a
+        // token server is often another host, and a request waiting for one holds no place.
+        let permit = match &request.access {
+            Some(_) => {
+                self.limiter
+                    .admit(matches!(request.body, Body::Stream(_)))
+                    .await
+            }
+            None => None,
+        };
         let started = Instant::now();
         let sent = match (builder.send().await, permit) {
             (Ok(resp), Some(permit)) => Ok(super::limits::hold(resp, permit)),
