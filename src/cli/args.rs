@@ -331,7 +331,7 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: u32,
     /// (image, tag) pairs copied at once, sharing one connection pool per registry
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel_images: u32,
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
