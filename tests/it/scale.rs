@@ -345,3 +345,23 @@ fn fail_fast_starts_nothing_new_and_lets_the_images_in_flight_finish() {
     assert!(!dst.has_manifest("mirror/app1", "v1"), "not started");
     assert!(!dst.has_manifest("mirror/app2", "v1"), "not started");
 }
+
+#[test]
+fn sync_progress_draws_an_overall_bar_and_keeps_the_report_on_stdout() {
+    let w = World::new(2, Faults::default());
+    let config = w.to_registry("");
+    let out = support::run_ok(&mut sync(&config, &["--progress", "always"]));
+    let report = support::json(&out);
+    assert_eq!(report["summary"]["copied"], w.tags(), "{report:#}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains('\x1b'), "bars on stderr: {err}");
+    assert!(err.contains("tags"), "the overall bar counts tags: {err}");
+    for (repo, tag, _) in &w.images {
+        let source = w.proxy.url(&format!("{repo}:{tag}"));
+        assert!(
+            err.lines()
+                .any(|l| l.contains("pushed") && l.contains(&source)),
+            "a line for {source}: {err}"
+        );
+    }
+}
