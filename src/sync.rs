@@ -883,7 +883,15 @@ mod tests {
             let mut s = sync_settings();
             s.parallel_images = 8;
             let r = sync(&w.opener, &c, &s, Recorder::new()).await.unwrap();
-            assert_eq!(r.summary.copied, 10, "{kind}: {:?}", outcomes(&r));
+            let errors: Vec<&str> = r
+                .images
+                .iter()
+                .filter_map(|i| match i {
+                    ImageResult::Failed(f) => Some(f.error.as_str()),
+                    ImageResult::Done(_) => None,
+                })
+                .collect();
+            assert_eq!(r.summary.copied, 10, "{kind}: {errors:?}");
             let opened = w
                 .opener
                 .open(

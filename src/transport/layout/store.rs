@@ -590,6 +590,10 @@ fn check_layout(root: &Path, location: &str, must_exist: bool) -> Result<bool> {
         }
         Err(e) => return Err(TransportError::io(root.display(), e)),
     }
+    // A writer creating the layout holds the directory's lock until `oci-layout` and
+    // `index.json` are both there (`with_layout_locked`): wait for it, so that a layout is never
+    // seen half made.
+    let _settled = fs::File::open(root).and_then(|dir| dir.lock_shared().map(|()| dir));
     let file = root.join(OCI_LAYOUT_FILE);
     let label = file.display().to_string();
     match read_small(&file, MAX_OCI_LAYOUT_BYTES, &label, location)? {
