@@ -99,7 +99,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__copy)
-            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-requests)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -379,7 +383,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__plan)
-            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +418,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-requests)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,7 +473,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__sync)
-            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --retry-times --format --report --quiet --verbose --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --parallel-images --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,7 +495,15 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel-images)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-requests)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -497,6 +513,10 @@ _mirror() {
                     ;;
                 --report)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 --src-creds)

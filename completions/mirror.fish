@@ -48,6 +48,7 @@ strip\t'Push an index of the kept entries (new digest), tied to the original for
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l state -d 'Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add what this bundle delivers to FILE. The destination must be oci: or oci-archive:' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand copy" -l max-requests -d 'Requests in flight to one registry host, blob transfers included' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -87,6 +88,7 @@ strip\t'Push an index of the kept entries (new digest), tied to the original for
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l state -d 'Incremental bundle: leave out the blobs FILE lists (delivered by earlier bundles), then add what this bundle delivers to FILE. The destination must be oci: or oci-archive:' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand plan" -l max-requests -d 'Requests in flight to one registry host, blob transfers included' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -139,10 +141,15 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l config -d 'The sy
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l state -d 'Incremental bundles: leave out the blobs FILE lists, then add what was delivered to FILE' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l shard -d 'Take only this worker\'s share K of N of the (image, tag) pairs (stable across runs)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l jobs -d 'Concurrent transfers within an image' -r
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l parallel-images -d '(image, tag) pairs copied at once, sharing one connection pool per registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l max-requests -d 'Requests in flight to one registry host, blob transfers included, for hosts the config\'s `registries:` does not limit' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l report -d 'Also write the JSON report to FILE' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l progress -d 'Progress on stderr: an overall bar and a line per image in flight on a terminal (auto), always, or one plain line per finished tag (never)' -r -f -a "auto\t'Bars when stderr is a terminal, else one line per finished item'
+always\t'Bars even when stderr is not a terminal'
+never\t'One line per finished item'"
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l src-creds -d 'Credentials for the source registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l dest-creds -d 'Credentials for the destination registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l authfile -d 'Auth file to read credentials from instead of $REGISTRY_AUTH_FILE, podman\'s auth.json and docker\'s config.json' -r -F
@@ -156,7 +163,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l dry-run -d 'Plan 
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l fail-fast -d 'Stop at the first image that fails (default: keep going and report every failure)'
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -s q -l quiet -d 'Print errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -s v -l verbose -d 'Print more about what happens'
-complete -c mirror -n "__fish_mirror_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l format -d 'text: counts and sizes; json: the state-file format' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l creds -d 'Credentials for the registries' -r

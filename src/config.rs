@@ -4,6 +4,7 @@
 //! column. Values that parse but do not make sense (a bad platform, reference or regex) are
 //! validated here, and the error names the file, the line the value is on, and the key.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,6 +15,7 @@ use crate::oci::Digest;
 use crate::platform::{self, PlatformSpec};
 use crate::reference::{ImageRef, Target};
 use crate::select::{Attestations, Selection, Unbound};
+use crate::transport::registry::HostLimits;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,16 @@ struct File {
     #[serde(default)]
     defaults: Options,
     images: Vec<ImageEntry>,
+    /// Per-registry limits, keyed by `host[:port]`.
+    #[serde(default)]
+    registries: std::collections::BTreeMap<String, RegistryEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RegistryEntry {
+    max_requests: Option<usize>,
+    requests_per_second: Option<f64>,
 }
 
 /// The copy options a config can set, as defaults or per image.
@@ -157,6 +169,8 @@ pub struct ImageJob {
 pub struct Config {
     pub path: PathBuf,
     pub images: Vec<ImageJob>,
+    /// `registries:`: limits by `host[:port]`.
+    pub registries: HashMap<String, HostLimits>,
 }
 
 /// Read and validate a config file. Every problem is a usage error (exit 2).
@@ -288,9 +302,48 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             line: entry_line,
         });
     }
+    let mut registries = HashMap::new();
+    for (host, entry) in &file.registries {
+        let line = line_of(text, &format!("{host}:"), line_of(text, "registries:", 0));
+        let at = |key: &str| format!("{shown}:{line}: registries.{host}{key}");
+        let valid_host = !host.is_empty()
+            && !host.contains(['/', '@', ' '])
+            && !host.contains("://")
+            && host
+                .split_once(':')
+                .is_none_or(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !valid_host {
+            return Err(Error::Usage(format!(
+                "{}: {host:?} is not a registry host: write host or host:port (e.g. registry-1.docker.io, mirror.internal:5000)",
+                at("")
+            )));
+        }
+        if entry.max_requests == Some(0) {
+            return Err(Error::Usage(format!(
+                "{}: must be at least 1",
+                at(".max-requests")
+            )));
+        }
+        if let Some(r) = entry.requests_per_second
+            && !(r.is_finite() && r > 0.0)
+        {
+            return Err(Error::Usage(format!(
+                "{}: {r} is not a positive number",
+                at(".requests-per-second")
+            )));
+        }
+        registries.insert(
+            host.clone(),
+            HostLimits {
+                max_requests: entry.max_requests,
+                requests_per_second: entry.requests_per_second,
+            },
+        );
+    }
     Ok(Config {
         path: path.to_path_buf(),
         images,
+        registries,
     })
 }
 
@@ -427,6 +480,9 @@ images:
   - source: docker://registry.example.com/app
     destination: docker://mirror.internal:5000/app
     digest: sha256:0000000000000000000000000000000000000000000000000000000000000000
+registries:
+  registry-1.docker.io: { max-requests: 4, requests-per-second: 10 }
+  mirror.internal:5000: { max-requests: 32 }
 "#;
 
     #[test]
@@ -489,6 +545,41 @@ images:
         assert!(e.contains("empty"), "{e}");
         let e = parse_err(&GOOD.replace("on-sparse-reject: report", "on-sparse-reject: maybe"));
         assert!(e.contains("maybe") && e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn registries_carry_per_host_limits_strictly() {
+        let c = parse(GOOD, Path::new("sync.yaml")).unwrap();
+        assert_eq!(
+            c.registries["registry-1.docker.io"],
+            HostLimits {
+                max_requests: Some(4),
+                requests_per_second: Some(10.0)
+            }
+        );
+        assert_eq!(c.registries["mirror.internal:5000"].max_requests, Some(32));
+        assert_eq!(
+            c.registries["mirror.internal:5000"].requests_per_second,
+            None
+        );
+        let e = parse_err(&GOOD.replace("{ max-requests: 32 }", "{ max-request: 32 }"));
+        assert!(
+            e.contains("sync.yaml") && e.contains("max-request") && e.contains("line 22"),
+            "{e}"
+        );
+        let e = parse_err(&GOOD.replace("max-requests: 32", "max-requests: 0"));
+        assert!(
+            e.contains("sync.yaml:22")
+                && e.contains("registries.mirror.internal:5000.max-requests"),
+            "{e}"
+        );
+        let e = parse_err(&GOOD.replace("requests-per-second: 10", "requests-per-second: -1"));
+        assert!(
+            e.contains("sync.yaml:21") && e.contains("requests-per-second"),
+            "{e}"
+        );
+        let e = parse_err(&GOOD.replace("mirror.internal:5000:", "https://mirror.internal:"));
+        assert!(e.contains("not a registry host"), "{e}");
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub async fn push_referrers(
     opts: &ExecOptions,
     events: &dyn Events,
 ) -> Result<(), Error> {
-    use crate::referrers::{ReferrerKind, digest_tag, merged_tag_index};
+    use crate::referrers::{ReferrerKind, digest_tag, merged_tag_index_from};
     let mut chosen: Vec<&crate::referrers::PlannedReferrer> = plan
         .referrers
         .iter()
@@ -248,7 +248,8 @@ pub async fn push_referrers(
                     e,
                 )
             })?;
-        if let Some(index) = merged_tag_index(existing.as_ref(), &descriptors)? {
+        let source = plan.referrer_tag_sources.get(subject);
+        if let Some(index) = merged_tag_index_from(existing.as_ref(), &descriptors, source)? {
             push_manifest(dst, &index, &PushAs::Root { tag: Some(tag) }, opts, events).await?;
         }
     }

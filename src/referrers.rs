@@ -8,21 +8,23 @@
 //!
 //! These are *weak* references: their absence is normal and silent, but one that exists and
 //! cannot be copied is an error. Referrers of a dropped platform are listed as skipped; referrers of
-//! referrers are followed (to a small depth, each digest once). Discovery reads the source only and
-//! lists the source's tags once per image instead of probing every possible tag.
+//! referrers are followed (to a small depth, each digest once). Discovery reads the source only,
+//! from the source's tags list (listed once per repository per run, [`RunMemo`]) instead of probing
+//! every possible tag, and asks a registry without the referrers API only once per run.
 //!
 //! At a destination without the referrers API (registry 2.x, an OCI layout) the copy maintains the
 //! `sha256-<hex>` fallback index there, merging with what is already listed and never dropping an
 //! entry, so a later copy out of that destination finds the referrers again.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
 use crate::reference::Target;
-use crate::transport::Transport;
+use crate::transport::{RunMemo, Transport};
 
 /// Which weak references to follow.
 #[derive(Debug, Clone)]
@@ -120,178 +122,373 @@ pub fn digest_tag(d: &Digest) -> String {
 const MAX_DEPTH: usize = 4;
 const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
 
-/// Find the referrers and signature tags of `subjects` at the source. Returns them and the
-/// image manifests (with who uses them) whose blobs the copy needs.
+/// What [`discover`] found.
+#[derive(Default)]
+pub struct Discovered {
+    pub found: Vec<PlannedReferrer>,
+    /// The image manifests (with who uses them) whose blobs the copy needs.
+    pub images: Vec<(oci::ImageManifest, String)>,
+    /// Subjects whose referrers were read from the source's `sha256-<hex>` tag index, every one
+    /// of them copied: that index's digest (see [`merged_tag_index`]).
+    pub tag_sources: BTreeMap<Digest, Digest>,
+}
+
+/// Find the referrers and signature tags of `subjects` at the source, and which of those to copy
+/// the destination already has.
+///
+/// The source's tags list comes from the run's [`RunMemo`] (listed once per repository per run),
+/// and so does the knowledge that a registry has no referrers API. Nothing is read at the source
+/// that the destination already holds: a signature tag is a HEAD on each side, a referrer found
+/// through the API is a HEAD at the destination, and a `sha256-<hex>` tag index is a HEAD at the
+/// source compared with the source digest the destination's merged index records. The subjects of
+/// one depth are looked up together, and what is read is read together (`jobs` at a time).
 pub async fn discover(
     src: &dyn Transport,
+    dst: &dyn Transport,
     subjects: Vec<Subject>,
     opts: &ReferrerOptions,
-) -> Result<(Vec<PlannedReferrer>, Vec<(oci::ImageManifest, String)>), Error> {
-    let mut found = Vec::new();
-    let mut images = Vec::new();
+    memo: &RunMemo,
+    jobs: usize,
+) -> Result<Discovered, Error> {
+    let mut out = Discovered::default();
     if !opts.referrers && !opts.signatures {
-        return Ok((found, images));
+        return Ok(out);
     }
-    let tags: BTreeSet<String> = match src.list_tags().await {
-        Ok(t) => t.into_iter().collect(),
-        // Weak references: a source that cannot list tags (an archive of one image, a registry
-        // that refuses the call) simply has no tag-schema referrers to offer.
-        Err(_) => BTreeSet::new(),
-    };
-    let mut api: Option<bool> = None;
+    // Weak references: a source that cannot list tags (an archive of one image, a registry that
+    // refuses the call) simply has no tag-schema referrers to offer.
+    let listed = memo.tags(src).await.unwrap_or_default();
+    let tags: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
     let mut seen: BTreeSet<Digest> = subjects.iter().map(|s| s.digest.clone()).collect();
-    let mut queue: VecDeque<(Subject, usize)> = subjects.into_iter().map(|s| (s, 1)).collect();
-    let read_err = |what: String| move |e| Error::transport(what, e);
+    let mut level = subjects;
+    let mut depth = 1;
+    let jobs = jobs.max(1);
 
-    while let Some((subject, depth)) = queue.pop_front() {
-        let mut candidates: Vec<(Descriptor, ReferrerKind, Option<RawManifest>)> = Vec::new();
-        if opts.referrers {
-            let listed = if api == Some(false) {
-                None
-            } else {
-                let r = src
-                    .referrers(&subject.digest)
-                    .await
-                    .map_err(read_err(format!(
-                        "listing the referrers of {} at {}",
-                        subject.digest,
-                        src.location()
-                    )))?;
-                api = Some(r.is_some());
-                r
-            };
-            let listed = match listed {
-                Some(l) => l,
-                None if tags.contains(&digest_tag(&subject.digest)) => {
-                    let tag = digest_tag(&subject.digest);
-                    match src
-                        .get_manifest(&Target::Tag(tag.clone()))
-                        .await
-                        .map_err(read_err(format!(
-                            "reading the referrers tag {tag} at {}",
-                            src.location()
-                        )))? {
-                        Some(raw) => match raw.parse() {
-                            Ok(Manifest::Index(i)) => i.manifests,
-                            _ => vec![],
-                        },
-                        None => vec![],
-                    }
+    while !level.is_empty() {
+        let lists: Vec<(Subject, Vec<Candidate>, Option<Digest>)> =
+            futures::stream::iter(level.into_iter().map(|subject| {
+                let tags = &tags;
+                async move {
+                    let (c, tag_source) = candidates(src, dst, &subject, tags, opts, memo).await?;
+                    Ok::<_, Error>((subject, c, tag_source))
                 }
-                None => vec![],
-            };
-            candidates.extend(
-                listed
-                    .into_iter()
-                    .map(|d| (d, ReferrerKind::Referrer, None)),
-            );
-        }
-        if opts.signatures {
-            for suffix in COSIGN_SUFFIXES {
-                let tag = format!("{}.{suffix}", digest_tag(&subject.digest));
-                if !tags.contains(&tag) {
+            }))
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        let first_new = out.found.len();
+        // Who each new one refers to, for the blobs' users.
+        let mut labels = Vec::new();
+        for (subject, candidates, tag_source) in lists {
+            let mut all_copied = true;
+            for c in candidates {
+                if !seen.insert(c.descriptor.digest.clone()) {
                     continue;
                 }
-                if let Some(raw) =
-                    src.get_manifest(&Target::Tag(tag.clone()))
-                        .await
-                        .map_err(read_err(format!(
-                            "reading the signature tag {tag} at {}",
-                            src.location()
-                        )))?
-                {
-                    candidates.push((raw.descriptor(), ReferrerKind::Signature { tag }, Some(raw)));
-                }
+                let r = decide(&subject, c, opts, depth);
+                all_copied &= r.copy || r.kind != ReferrerKind::Referrer;
+                out.found.push(r);
+                labels.push(subject.label.clone());
+            }
+            if let Some(index) = tag_source
+                && all_copied
+            {
+                out.tag_sources.insert(subject.digest.clone(), index);
             }
         }
-        for (d, kind, raw) in candidates {
-            if !seen.insert(d.digest.clone()) {
+        // What is copied and not at the destination yet is read, together.
+        let reads: Vec<Option<Read>> =
+            futures::stream::iter(out.found[first_new..].iter().map(|r| async move {
+                if !r.copy || r.present {
+                    return Ok(None);
+                }
+                if r.kind == ReferrerKind::Referrer
+                    && dst
+                        .head_manifest(&Target::Digest(r.digest.clone()))
+                        .await
+                        .map_err(|e| Error::transport(format!("checking {}", dst.location()), e))?
+                        .is_some()
+                {
+                    return Ok(None);
+                }
+                read(src, r).await.map(Some)
+            }))
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        let mut next = Vec::new();
+        for ((r, read), label) in out.found[first_new..].iter_mut().zip(reads).zip(labels) {
+            if !r.copy {
                 continue;
             }
-            let type_ok = opts.types.is_empty()
-                || matches!(kind, ReferrerKind::Signature { .. })
-                || d.artifact_type
-                    .as_ref()
-                    .is_some_and(|t| opts.types.contains(t));
-            let (copy, reason) = match (subject.copied, type_ok) {
-                (false, _) => (
-                    false,
-                    format!("its subject {} is not copied", subject.label),
-                ),
-                (true, false) => (
-                    false,
-                    format!(
-                        "artifact type {} not in --referrers-type",
-                        d.artifact_type.as_deref().unwrap_or("(none)")
-                    ),
-                ),
-                (true, true) => (true, format!("refers to {}", subject.label)),
-            };
-            let mut r = PlannedReferrer {
-                digest: d.digest.clone(),
-                media_type: d.media_type.clone(),
-                size: d.size,
-                subject: subject.digest.clone(),
-                artifact_type: d.artifact_type.clone(),
-                kind,
-                copy,
-                reason,
-                present: false,
-                depth,
-                raw,
-                children: vec![],
-                annotations: d.annotations.clone(),
-            };
-            if r.copy {
-                let raw = match r.raw.take() {
-                    Some(raw) => raw,
-                    None => read_referrer(src, &d).await?,
-                };
-                r.media_type = raw.media_type.clone();
-                match raw.parse().map_err(|e| {
-                    Error::invalid(format!("{}@{}", src.location(), d.digest), e.to_string())
-                })? {
-                    Manifest::Image(m) => {
-                        if r.artifact_type.is_none() {
-                            r.artifact_type = Some(m.effective_artifact_type().to_string());
-                        }
-                        if r.annotations.is_none() {
-                            r.annotations = m.annotations.clone();
-                        }
-                        images.push((m, format!("referrer of {}", subject.label)));
+            match read {
+                Some(read) => {
+                    r.media_type = read.raw.media_type.clone();
+                    if r.artifact_type.is_none() {
+                        r.artifact_type = read.artifact_type;
                     }
-                    Manifest::Index(i) => {
-                        if r.artifact_type.is_none() {
-                            r.artifact_type = i.artifact_type.clone();
-                        }
-                        for child in &i.manifests {
-                            if child.is_index() {
-                                continue;
-                            }
-                            let c = read_referrer(src, child).await?;
-                            if let Ok(Manifest::Image(m)) = c.parse() {
-                                images.push((m, format!("referrer of {}", subject.label)));
-                            }
-                            r.children.push(c);
-                        }
+                    if r.annotations.is_none() {
+                        r.annotations = read.annotations;
                     }
+                    out.images.extend(
+                        read.images
+                            .into_iter()
+                            .map(|m| (m, format!("referrer of {label}"))),
+                    );
+                    r.children = read.children;
+                    r.raw = Some(read.raw);
                 }
-                r.raw = Some(raw);
-                if depth < MAX_DEPTH {
-                    queue.push_back((
-                        Subject {
-                            digest: d.digest.clone(),
-                            copied: true,
-                            label: format!("referrer {}", d.digest.short()),
-                        },
-                        depth + 1,
-                    ));
+                // At the destination already (with its blobs): not read.
+                None => r.present = true,
+            }
+            if depth < MAX_DEPTH {
+                next.push(Subject {
+                    digest: r.digest.clone(),
+                    copied: true,
+                    label: format!("referrer {}", r.digest.short()),
+                });
+            }
+        }
+        level = next;
+        depth += 1;
+    }
+    Ok(out)
+}
+
+/// A referrer or signature tag found for a subject, with its bytes when they were read, and
+/// whether the destination is known to have it.
+struct Candidate {
+    descriptor: Descriptor,
+    kind: ReferrerKind,
+    raw: Option<RawManifest>,
+    present: bool,
+}
+
+/// What `subject` has: its OCI 1.1 referrers (the API, else the `sha256-<hex>` tag) and its
+/// cosign tags (only those in the tags list). With the digest of the source's tag index when the
+/// referrers were read from it.
+async fn candidates(
+    src: &dyn Transport,
+    dst: &dyn Transport,
+    subject: &Subject,
+    tags: &BTreeSet<&str>,
+    opts: &ReferrerOptions,
+    memo: &RunMemo,
+) -> Result<(Vec<Candidate>, Option<Digest>), Error> {
+    let read_err = |what: String| move |e| Error::transport(what, e);
+    let mut out = Vec::new();
+    let mut tag_source = None;
+    if opts.referrers {
+        let listed = memo
+            .referrers(src, &subject.digest)
+            .await
+            .map_err(read_err(format!(
+                "listing the referrers of {} at {}",
+                subject.digest,
+                src.location()
+            )))?;
+        let listed = match listed {
+            Some(l) => l,
+            None if tags.contains(digest_tag(&subject.digest).as_str()) => {
+                let tag = digest_tag(&subject.digest);
+                let what = || format!("reading the referrers tag {tag} at {}", src.location());
+                match src
+                    .head_manifest(&Target::Tag(tag.clone()))
+                    .await
+                    .map_err(read_err(what()))?
+                {
+                    None => vec![],
+                    Some(index) => {
+                        // The destination's merged index lists all of this source index already.
+                        let merged = dst
+                            .get_manifest(&Target::Tag(tag.clone()))
+                            .await
+                            .ok()
+                            .flatten()
+                            .filter(|m| recorded_source(m).as_ref() == Some(&index));
+                        match merged {
+                            Some(m) => index_entries(&m),
+                            None => {
+                                tag_source = Some(index.clone());
+                                src.get_manifest(&Target::Digest(index))
+                                    .await
+                                    .map_err(read_err(what()))?
+                                    .map(|m| index_entries(&m))
+                                    .unwrap_or_default()
+                            }
+                        }
+                    }
                 }
             }
-            found.push(r);
+            None => vec![],
+        };
+        out.extend(listed.into_iter().map(|d| Candidate {
+            descriptor: d,
+            kind: ReferrerKind::Referrer,
+            raw: None,
+            present: false,
+        }));
+    }
+    if opts.signatures {
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", digest_tag(&subject.digest));
+            if !tags.contains(tag.as_str()) {
+                continue;
+            }
+            let what = || format!("reading the signature tag {tag} at {}", src.location());
+            let at = Target::Tag(tag.clone());
+            let (here, there) = tokio::join!(src.head_manifest(&at), dst.head_manifest(&at));
+            let Some(digest) = here.map_err(read_err(what()))? else {
+                continue;
+            };
+            let kind = ReferrerKind::Signature { tag: tag.clone() };
+            if there.ok().flatten().as_ref() == Some(&digest) {
+                // The same signature under the same tag: not read.
+                out.push(Candidate {
+                    descriptor: Descriptor {
+                        media_type: String::new(),
+                        digest,
+                        size: 0,
+                        platform: None,
+                        annotations: None,
+                        artifact_type: None,
+                        urls: None,
+                    },
+                    kind,
+                    raw: None,
+                    present: true,
+                });
+            } else if let Some(raw) = src
+                .get_manifest(&Target::Digest(digest))
+                .await
+                .map_err(read_err(what()))?
+            {
+                out.push(Candidate {
+                    descriptor: raw.descriptor(),
+                    kind,
+                    raw: Some(raw),
+                    present: false,
+                });
+            }
         }
     }
-    Ok((found, images))
+    Ok((out, tag_source))
+}
+
+fn index_entries(raw: &RawManifest) -> Vec<Descriptor> {
+    match raw.parse() {
+        Ok(Manifest::Index(i)) => i.manifests,
+        _ => vec![],
+    }
+}
+
+/// The source tag index a destination's merged referrers index records having merged.
+fn recorded_source(raw: &RawManifest) -> Option<Digest> {
+    let doc: serde_json::Value = serde_json::from_slice(&raw.bytes).ok()?;
+    doc["annotations"][ANNOTATION_REFERRERS_SOURCE]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// On a `sha256-<hex>` referrers index that `mirror` maintains at a destination: the digest of the
+/// source's own tag index whose entries it has merged (all of them, each copied).
+pub const ANNOTATION_REFERRERS_SOURCE: &str = "dev.mirror.referrers-source";
+
+/// Whether a candidate is copied, and why.
+fn decide(
+    subject: &Subject,
+    c: Candidate,
+    opts: &ReferrerOptions,
+    depth: usize,
+) -> PlannedReferrer {
+    let Candidate {
+        descriptor: d,
+        kind,
+        raw,
+        present,
+    } = c;
+    let type_ok = opts.types.is_empty()
+        || matches!(kind, ReferrerKind::Signature { .. })
+        || d.artifact_type
+            .as_ref()
+            .is_some_and(|t| opts.types.contains(t));
+    let (copy, reason) = match (subject.copied, type_ok) {
+        (false, _) => (
+            false,
+            format!("its subject {} is not copied", subject.label),
+        ),
+        (true, false) => (
+            false,
+            format!(
+                "artifact type {} not in --referrers-type",
+                d.artifact_type.as_deref().unwrap_or("(none)")
+            ),
+        ),
+        (true, true) => (true, format!("refers to {}", subject.label)),
+    };
+    PlannedReferrer {
+        digest: d.digest.clone(),
+        media_type: d.media_type.clone(),
+        size: d.size,
+        subject: subject.digest.clone(),
+        artifact_type: d.artifact_type.clone(),
+        kind,
+        copy,
+        reason,
+        present,
+        depth,
+        raw,
+        children: vec![],
+        annotations: d.annotations.clone(),
+    }
+}
+
+/// A copied referrer as read: its bytes, its children (an index), and the image manifests whose
+/// blobs the copy needs.
+struct Read {
+    raw: RawManifest,
+    children: Vec<RawManifest>,
+    images: Vec<oci::ImageManifest>,
+    artifact_type: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+async fn read(src: &dyn Transport, r: &PlannedReferrer) -> Result<Read, Error> {
+    let raw = match &r.raw {
+        Some(raw) => raw.clone(),
+        None => read_referrer(src, &r.descriptor()).await?,
+    };
+    let mut out = Read {
+        raw: raw.clone(),
+        children: vec![],
+        images: vec![],
+        artifact_type: None,
+        annotations: None,
+    };
+    match raw
+        .parse()
+        .map_err(|e| Error::invalid(format!("{}@{}", src.location(), r.digest), e.to_string()))?
+    {
+        Manifest::Image(m) => {
+            out.artifact_type = Some(m.effective_artifact_type().to_string());
+            out.annotations = m.annotations.clone();
+            out.images.push(m);
+        }
+        Manifest::Index(i) => {
+            out.artifact_type = i.artifact_type.clone();
+            for child in &i.manifests {
+                if child.is_index() {
+                    continue;
+                }
+                let c = read_referrer(src, child).await?;
+                if let Ok(Manifest::Image(m)) = c.parse() {
+                    out.images.push(m);
+                }
+                out.children.push(c);
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn read_referrer(src: &dyn Transport, d: &Descriptor) -> Result<RawManifest, Error> {
@@ -317,6 +514,17 @@ async fn read_referrer(src: &dyn Transport, d: &Descriptor) -> Result<RawManifes
 pub fn merged_tag_index(
     existing: Option<&RawManifest>,
     new: &[Descriptor],
+) -> Result<Option<RawManifest>, Error> {
+    merged_tag_index_from(existing, new, None)
+}
+
+/// [`merged_tag_index`], recording that it now holds every entry of the source's tag index
+/// `source` ([`ANNOTATION_REFERRERS_SOURCE`]), so a rerun that finds the source index unchanged
+/// (a HEAD) need not read it. A changed record alone is a reason to store the index again.
+pub fn merged_tag_index_from(
+    existing: Option<&RawManifest>,
+    new: &[Descriptor],
+    source: Option<&Digest>,
 ) -> Result<Option<RawManifest>, Error> {
     let mut doc: serde_json::Value = match existing {
         Some(raw) => serde_json::from_slice(&raw.bytes).map_err(|e| {
@@ -351,6 +559,15 @@ pub fn merged_tag_index(
             continue;
         }
         list.push(serde_json::to_value(d).expect("a descriptor serializes"));
+        added = true;
+    }
+    if let Some(source) = source
+        && doc["annotations"][ANNOTATION_REFERRERS_SOURCE].as_str() != Some(source.as_str())
+    {
+        if !doc["annotations"].is_object() {
+            doc["annotations"] = serde_json::json!({});
+        }
+        doc["annotations"][ANNOTATION_REFERRERS_SOURCE] = source.as_str().into();
         added = true;
     }
     if !added {

@@ -69,6 +69,7 @@ pub fn plan_options(platforms: &[&str]) -> PlanOptions {
         jobs: 4,
         referrers: ReferrerOptions::default(),
         delivered: None,
+        memo: crate::transport::RunMemo::new(),
     }
 }
 

@@ -288,6 +288,9 @@ pub struct CopyArgs {
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
     pub retry_times: u32,
+    /// Requests in flight to one registry host, blob transfers included
+    #[arg(long, value_name = "N", default_value_t = crate::transport::registry::DEFAULT_MAX_REQUESTS as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_requests: u32,
     /// The final report on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -327,9 +330,16 @@ pub struct SyncArgs {
     /// Concurrent transfers within an image
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: u32,
+    /// (image, tag) pairs copied at once, sharing one connection pool per registry
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel_images: u32,
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
     pub retry_times: u32,
+    /// Requests in flight to one registry host, blob transfers included, for hosts the config's
+    /// `registries:` does not limit
+    #[arg(long, value_name = "N", default_value_t = crate::transport::registry::DEFAULT_MAX_REQUESTS as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_requests: u32,
     /// The final report on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -342,6 +352,10 @@ pub struct SyncArgs {
     /// Print more about what happens
     #[arg(short, long)]
     pub verbose: bool,
+    /// Progress on stderr: an overall bar and a line per image in flight on a terminal (auto),
+    /// always, or one plain line per finished tag (never)
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub progress: ProgressArg,
     #[command(flatten)]
     pub registries: RegistryFlags,
 }

@@ -97,7 +97,7 @@ fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
     let rt = runtime();
-    let locations = crate::transport::Locations::new();
+    let locations = crate::transport::Locations::with_limits(cmd.limits.clone());
     let result = rt.block_on(async {
         tokio::select! {
             r = crate::ops::copy_image(&locations, &cmd.source, &cmd.destination, &cmd.settings, events) => r,
@@ -333,17 +333,25 @@ fn run_sync(args: &SyncArgs) -> i32 {
     let output = render::OutputOptions {
         quiet: args.quiet,
         verbose: args.verbose,
-        progress: render::Progress::Never,
+        progress: match args.progress {
+            ProgressArg::Auto => render::Progress::Auto,
+            ProgressArg::Always => render::Progress::Always,
+            ProgressArg::Never => render::Progress::Never,
+        },
     };
-    let renderer = render::Renderer::new(output);
+    let renderer = render::SyncRenderer::new(output);
     render::init_logging(&output, renderer.multi());
     let tally = Tally::new(renderer.clone());
     let events: Arc<dyn crate::copy::Events> = tally.clone();
+    let progress: Arc<dyn crate::sync::SyncProgress> = renderer.clone();
     let rt = runtime();
-    let locations = crate::transport::Locations::new();
+    let locations = crate::transport::Locations::with_limits(settings::limits(
+        args.max_requests,
+        &config.registries,
+    ));
     let result = rt.block_on(async {
         tokio::select! {
-            r = crate::sync::sync(&locations, &config, &sync_settings, events) => r,
+            r = crate::sync::sync_with(&locations, &config, &sync_settings, events, progress) => r,
             _ = interrupted() => Err(Error::Interrupted),
         }
     });

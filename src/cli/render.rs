@@ -554,3 +554,234 @@ impl Drop for LogLine {
         }
     }
 }
+
+/// The progress of a `sync`: what [`crate::sync::SyncProgress`] reports, drawn one of two ways.
+/// - **bars** (a terminal, or `--progress always`): one overall bar, tags done of the total with
+///   the bytes moved and their rate, and a line per image in flight (its source and what it has
+///   moved), cleared when it ends; each finished tag is printed above the bars;
+/// - **lines** (not a terminal, `--progress never`, or `-q`): one line per finished tag, so a log
+///   of a sync with images in flight stays readable (`-v` adds the engine's per-item lines).
+pub struct SyncRenderer {
+    bars: Option<SyncBars>,
+    verbose: bool,
+}
+
+struct SyncBars {
+    multi: MultiProgress,
+    state: Arc<Mutex<SyncState>>,
+    stop: Arc<AtomicBool>,
+    ticker: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct SyncState {
+    overall: ProgressBar,
+    /// Images in flight: their line and the bytes they have moved.
+    images: HashMap<usize, (ProgressBar, String, u64)>,
+    bytes: u64,
+    started: std::time::Instant,
+    finished: bool,
+}
+
+impl SyncState {
+    fn overall_message(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        format!(
+            "{} at {}/s",
+            human_bytes(self.bytes),
+            human_bytes((self.bytes as f64 / secs) as u64)
+        )
+    }
+}
+
+fn sync_overall_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner:.green} {pos:>4}/{len:<4} tags [{wide_bar:.green/white}] {msg:>24} eta {eta}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ")
+    .tick_chars(SPINNER)
+}
+
+fn sync_image_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {spinner:.cyan} {wide_msg}")
+        .expect("a valid template")
+        .tick_chars(SPINNER)
+}
+
+impl SyncRenderer {
+    pub fn new(opts: OutputOptions) -> Arc<SyncRenderer> {
+        let target = match (opts.quiet, opts.progress) {
+            (true, _) | (false, Progress::Never) => None,
+            (false, Progress::Always) if !stderr_is_terminal() => Some(
+                ProgressDrawTarget::term_like_with_hz(Box::new(AnsiStderr::new()), BARS_HZ),
+            ),
+            (false, Progress::Auto) if !stderr_is_terminal() => None,
+            (false, _) => Some(ProgressDrawTarget::stderr_with_hz(BARS_HZ)),
+        };
+        Arc::new(SyncRenderer {
+            bars: target.map(SyncBars::new),
+            verbose: opts.verbose,
+        })
+    }
+
+    /// Where log lines go so that they do not tear the bars.
+    pub fn multi(&self) -> Option<MultiProgress> {
+        self.bars.as_ref().map(|b| b.multi.clone())
+    }
+
+    /// Remove the bars (what was printed above them stays). Idempotent.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars {
+            b.finish();
+        }
+    }
+
+    fn line(&self, line: &str) {
+        match &self.bars {
+            Some(b) => {
+                let _ = b.multi.println(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+}
+
+impl Drop for SyncRenderer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The run's event sink: per-image events arrive through [`crate::sync::SyncProgress::event`].
+impl Events for SyncRenderer {
+    fn event(&self, _event: Event<'_>) {}
+}
+
+impl crate::sync::SyncProgress for SyncRenderer {
+    fn total(&self, pairs: usize) {
+        if let Some(b) = &self.bars {
+            let s = b.state();
+            s.overall.set_length(pairs as u64);
+            s.overall.set_position(0);
+            s.overall.set_message(s.overall_message());
+            s.overall.set_style(sync_overall_style());
+        }
+    }
+
+    fn started(&self, id: usize, source: &str) {
+        if let Some(b) = &self.bars {
+            let mut s = b.state();
+            if s.finished {
+                return;
+            }
+            let line = b.multi.insert_before(
+                &s.overall,
+                ProgressBar::new_spinner()
+                    .with_style(sync_image_style())
+                    .with_message(source.to_string()),
+            );
+            s.images.insert(id, (line, source.to_string(), 0));
+        }
+    }
+
+    fn event(&self, id: usize, event: &Event<'_>) {
+        if let Some(b) = &self.bars {
+            let mut s = b.state();
+            if let Event::BlobDone { blob, .. } = event {
+                s.bytes += blob.size;
+                if let Some((line, source, bytes)) = s.images.get_mut(&id) {
+                    *bytes += blob.size;
+                    line.set_message(format!("{source}  {}", human_bytes(*bytes)));
+                }
+            }
+        }
+        if self.verbose
+            && self.bars.is_none()
+            && let Some(l) = finished_line(event)
+        {
+            self.line(&l);
+        }
+    }
+
+    fn finished(&self, id: usize, source: &str, outcome: &str) {
+        if let Some(b) = &self.bars {
+            let mut s = b.state();
+            if let Some((line, _, _)) = s.images.remove(&id) {
+                line.finish_and_clear();
+                b.multi.remove(&line);
+            }
+            s.overall.inc(1);
+        }
+        self.line(&format!("{outcome:<9}  {source}"));
+    }
+}
+
+impl SyncBars {
+    fn new(target: ProgressDrawTarget) -> SyncBars {
+        let multi = MultiProgress::with_draw_target(target);
+        let overall = multi.add(
+            ProgressBar::new_spinner()
+                .with_style(spinner_style())
+                .with_message("resolving tags"),
+        );
+        let state = Arc::new(Mutex::new(SyncState {
+            overall,
+            images: HashMap::new(),
+            bytes: 0,
+            started: std::time::Instant::now(),
+            finished: false,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let state = state.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("progress".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        {
+                            let s = lock(&state);
+                            if s.overall.length().is_some() {
+                                s.overall.set_message(s.overall_message());
+                            }
+                            s.overall.tick();
+                            for (line, _, _) in s.images.values() {
+                                line.tick();
+                            }
+                        }
+                        std::thread::sleep(TICK);
+                    }
+                })
+                .ok()
+        };
+        SyncBars {
+            multi,
+            state,
+            stop,
+            ticker: Mutex::new(ticker),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, SyncState> {
+        lock(&self.state)
+    }
+
+    fn finish(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = lock(&self.ticker).take() {
+            let _ = t.join();
+        }
+        let mut s = self.state();
+        if s.finished {
+            return;
+        }
+        s.finished = true;
+        for (_, (line, _, _)) in s.images.drain() {
+            line.finish_and_clear();
+        }
+        s.overall.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}

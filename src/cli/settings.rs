@@ -19,6 +19,22 @@ pub struct CopyCommand {
     pub source: ImageRef,
     pub destination: ImageRef,
     pub settings: CopySettings,
+    /// Per-host limits for the run's sessions (`--max-requests`).
+    pub limits: crate::transport::registry::Limits,
+}
+
+/// `--max-requests` for every host, and the config's `registries:` where it lists one.
+pub fn limits(
+    max_requests: u32,
+    hosts: &std::collections::HashMap<String, crate::transport::registry::HostLimits>,
+) -> crate::transport::registry::Limits {
+    crate::transport::registry::Limits {
+        default: crate::transport::registry::HostLimits {
+            max_requests: Some(max_requests as usize),
+            requests_per_second: None,
+        },
+        hosts: hosts.clone(),
+    }
 }
 
 pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error> {
@@ -56,6 +72,7 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
     };
     let jobs = args.jobs as usize;
     Ok(CopyCommand {
+        limits: limits(args.max_requests, &Default::default()),
         source,
         destination,
         settings: CopySettings {
@@ -64,6 +81,7 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
                 skip_missing_platforms: args.skip_missing_platforms,
                 jobs,
                 delivered: None,
+                memo: crate::transport::RunMemo::new(),
                 referrers: crate::referrers::ReferrerOptions {
                     referrers: !args.no_referrers,
                     signatures: !args.no_signatures,
@@ -229,6 +247,7 @@ pub fn resolve_sync(
             state: args.state.clone(),
             shard,
             jobs: args.jobs as usize,
+            parallel_images: args.parallel_images as usize,
             retry_times: args.retry_times,
             source: side(&args.registries, Side::Source, args.retry_times)?,
             destination: side(&args.registries, Side::Destination, args.retry_times)?,

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::oci::{self, Descriptor, Digest, Manifest, RawManifest};
 use crate::platform::Platform;
 use crate::reference::Target;
-use crate::referrers::{self, PlannedReferrer, ReferrerKind, ReferrerOptions, Subject};
+use crate::referrers::{self, PlannedReferrer, ReferrerOptions, Subject};
 use crate::select::Selection;
 use crate::transport::{SparseSupport, Transport};
 use crate::walk;
@@ -33,6 +33,9 @@ pub struct PlanOptions {
     pub referrers: ReferrerOptions,
     /// Blobs earlier bundles delivered (`--state`): left out of this one.
     pub delivered: Option<std::sync::Arc<BTreeMap<Digest, u64>>>,
+    /// What the run has learned about its sources (tags lists, registries without the referrers
+    /// API): one per run, shared by every image of a `sync`.
+    pub memo: std::sync::Arc<crate::transport::RunMemo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,6 +135,11 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Referrers and signatures found for the manifests of the plan (copied or skipped).
     pub referrers: Vec<PlannedReferrer>,
+    /// For a subject whose referrers came from the source's `sha256-<hex>` tag index (a source
+    /// without the referrers API): that index's digest, recorded in the destination's merged
+    /// index so that a rerun can tell with a HEAD that nothing was added.
+    #[serde(skip)]
+    pub referrer_tag_sources: BTreeMap<Digest, Digest>,
     /// The destination tag is on an index that `--on-sparse-reject strip` made from this source
     /// index, listing the same kept entries: its digest.
     pub stripped: Option<Digest>,
@@ -237,20 +245,70 @@ pub async fn plan(
     opts: &PlanOptions,
 ) -> Result<Plan, Error> {
     let jobs = opts.jobs.max(1);
-    let root_raw = match src
-        .get_manifest(target)
-        .await
-        .map_err(|e| Error::transport(format!("reading {}", src.location()), e))?
-    {
-        Some(m) => m,
-        None => {
-            let tags = match target {
-                Target::Tag(_) => src.list_tags().await.ok(),
-                Target::Digest(_) => None,
-            };
-            let reference = walk::reference(&src.location(), target);
-            return Err(walk::not_found(&reference, target, tags.as_deref()));
+    let src_err = |e| Error::transport(format!("reading {}", src.location()), e);
+    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
+
+    // The source digest (a HEAD) and what the destination has under the tag, asked together,
+    // with the source's tags list (signatures and referrers read it; once per run) beside them.
+    // When the two digests agree, the index tree is read from the destination's copy: a no-op
+    // costs no manifest GET at the source.
+    let source_digest = async {
+        match target {
+            Target::Digest(d) => Ok(Some(d.clone())),
+            Target::Tag(_) => src.head_manifest(target).await,
         }
+    };
+    let destination_now = async {
+        match (&tag, target) {
+            (Some(t), _) => dst.head_manifest(&Target::Tag(t.clone())).await.map(Some),
+            (None, Target::Digest(d)) => dst
+                .head_manifest(target)
+                .await
+                .map(|x| Some(x.filter(|have| have == d))),
+            // Known only once the source digest is.
+            (None, Target::Tag(_)) => Ok(None),
+        }
+    };
+    let tags_list = async {
+        if opts.referrers.referrers || opts.referrers.signatures {
+            // Weak: a source that cannot list its tags has no tag-schema referrers.
+            let _ = opts.memo.tags(src).await;
+        }
+    };
+    let (source_digest, destination_now, ()) =
+        tokio::join!(source_digest, destination_now, tags_list);
+    let source_digest = source_digest.map_err(src_err)?;
+    let destination_now = destination_now.map_err(dest_err)?;
+    let not_found = || async {
+        let tags = match target {
+            Target::Tag(_) => opts.memo.tags(src).await.ok(),
+            Target::Digest(_) => None,
+        };
+        let reference = walk::reference(&src.location(), target);
+        walk::not_found(&reference, target, tags.as_ref().map(|t| t.as_slice()))
+    };
+    let Some(source_digest) = source_digest else {
+        return Err(not_found().await);
+    };
+    let mut from_destination = None;
+    if destination_now.as_ref() == Some(&Some(source_digest.clone())) {
+        // A copy that cannot be read back (a layout mid-repair, a registry error) is read at the
+        // source instead.
+        from_destination = dst
+            .get_manifest(&Target::Digest(source_digest.clone()))
+            .await
+            .ok()
+            .flatten();
+    }
+    let reader: &dyn Transport = if from_destination.is_some() { dst } else { src };
+    let root_raw = match from_destination {
+        Some(raw) => raw,
+        // As the reference names it (a tag moved since the HEAD is copied as it is now, and the
+        // bytes are checked against what the registry claims for them).
+        None => match src.get_manifest(target).await.map_err(src_err)? {
+            Some(m) => m,
+            None => return Err(not_found().await),
+        },
     };
     let root_manifest = root_raw
         .parse()
@@ -265,13 +323,17 @@ pub async fn plan(
     let kind = match &root_manifest {
         Manifest::Image(m) => {
             if let Some(specs) = &opts.selection.platforms {
-                check_single_platform(src, m, specs).await?;
+                check_single_platform(reader, m, specs).await?;
             }
             image_manifests.push((m.clone(), None));
             RootKind::Single
         }
         Manifest::Index(index) => {
-            let tree = walk::read_entries(src, index, 1, jobs, walk::Read::Indexes).await?;
+            let mut tree = walk::read_entries(reader, index, 1, jobs, walk::Read::Indexes).await?;
+            if !complete(&tree) {
+                // A nested index the destination lacks (nothing in it was kept): the source's.
+                tree = walk::read_entries(src, index, 1, jobs, walk::Read::Indexes).await?;
+            }
             let mut matched = BTreeSet::new();
             let mut walker = Walker {
                 src,
@@ -289,12 +351,8 @@ pub async fn plan(
         }
     };
 
-    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
-    let destination_digest = match &tag {
-        Some(t) => dst
-            .head_manifest(&Target::Tag(t.clone()))
-            .await
-            .map_err(dest_err)?,
+    let destination_digest = match destination_now {
+        Some(d) => d,
         None => dst
             .head_manifest(&Target::Digest(root_raw.digest.clone()))
             .await
@@ -331,35 +389,28 @@ pub async fn plan(
         sparse_support,
         warnings: warnings.clone(),
         referrers: vec![],
+        referrer_tag_sources: BTreeMap::new(),
         stripped: None,
     };
 
-    // The no-op fast path: the destination has the root, so if every kept child is there too the
-    // children need not be read at all (a few HEAD requests, no GETs, no blob traffic).
-    if root_present || stripped.is_some() {
-        let children: Vec<Digest> = pending
-            .iter()
-            .map(|p| p.descriptor.digest.clone())
-            .chain(manifests.iter().map(|m| m.digest.clone()))
-            .collect();
-        let present = head_all(dst, &children, jobs, true)
-            .await
-            .map_err(dest_err)?;
-        if present.iter().all(|p| *p) {
-            let mut listed: Vec<PlannedManifest> = manifests
-                .iter()
-                .cloned()
-                .map(|m| PlannedManifest { present: true, ..m })
-                .collect();
-            listed.extend(pending.iter().map(|p| PlannedManifest {
-                raw: None,
-                digest: p.descriptor.digest.clone(),
-                media_type: p.descriptor.media_type.clone(),
-                size: p.descriptor.size,
-                platform: p.descriptor.platform.as_ref().map(Platform::to_string),
-                depth: p.depth,
-                present: true,
-            }));
+    // The kept children (unless the destination has them all: the no-op) and the referrers and
+    // signatures of every entry, found together.
+    let subjects = subjects_of(&root_raw.digest, &entries);
+    let (children, discovered) = tokio::join!(
+        read_children(
+            src,
+            dst,
+            pending,
+            &manifests,
+            root_present || stripped.is_some(),
+            jobs
+        ),
+        referrers::discover(src, dst, subjects, &opts.referrers, &opts.memo, jobs)
+    );
+    let fetched = match children? {
+        // The no-op fast path: the destination has the root and every kept child, so the children
+        // need not be read at all (HEAD requests, no GETs, no blob traffic).
+        Children::AllPresent(listed) => {
             let mut blobs = if kind == RootKind::Single {
                 blobs_of(&image_manifests)
             } else {
@@ -369,21 +420,12 @@ pub async fn plan(
             let mut plan = finish(listed, blobs, true);
             plan.root.present = true;
             plan.stripped = stripped;
-            add_referrers(&mut plan, src, dst, opts, jobs).await?;
+            add_referrers(&mut plan, discovered?, dst, jobs).await?;
             check_bundles(&mut plan, src, dst, opts).await?;
             return Ok(plan);
         }
-    }
-
-    // Read every kept child manifest, all levels at once.
-    let fetched: Vec<(RawManifest, Pending)> =
-        futures::stream::iter(pending.into_iter().map(|p| async move {
-            let raw = fetch(src, &p.descriptor, Some(&p.who)).await?;
-            Ok::<_, Error>((raw, p))
-        }))
-        .buffered(jobs)
-        .try_collect()
-        .await?;
+        Children::Read(fetched) => fetched,
+    };
     for (raw, p) in fetched {
         let d = &p.descriptor;
         let manifest = match raw.parse() {
@@ -435,7 +477,7 @@ pub async fn plan(
         b.present = p;
     }
     let mut plan = finish(manifests, blobs, false);
-    add_referrers(&mut plan, src, dst, opts, jobs).await?;
+    add_referrers(&mut plan, discovered?, dst, jobs).await?;
     check_bundles(&mut plan, src, dst, opts).await?;
     Ok(plan)
 }
@@ -485,21 +527,69 @@ async fn check_bundles(
     Ok(())
 }
 
-/// Find the referrers and signatures of every manifest of the plan (those of dropped entries are
-/// listed as skipped), add their blobs, and note what the destination has.
-async fn add_referrers(
-    plan: &mut Plan,
+/// What the kept children need: nothing more when the destination has them all (`check_first`,
+/// asked with HEADs), else their manifests, read at the source.
+enum Children {
+    /// The destination has every kept child: they are listed, present, unread.
+    AllPresent(Vec<PlannedManifest>),
+    Read(Vec<(RawManifest, Pending)>),
+}
+
+async fn read_children(
     src: &dyn Transport,
     dst: &dyn Transport,
-    opts: &PlanOptions,
+    pending: Vec<Pending>,
+    nested: &[PlannedManifest],
+    check_first: bool,
     jobs: usize,
-) -> Result<(), Error> {
+) -> Result<Children, Error> {
+    if check_first {
+        let children: Vec<Digest> = pending
+            .iter()
+            .map(|p| p.descriptor.digest.clone())
+            .chain(nested.iter().map(|m| m.digest.clone()))
+            .collect();
+        let present = head_all(dst, &children, jobs, true)
+            .await
+            .map_err(|e| Error::transport(format!("checking {}", dst.location()), e))?;
+        if present.iter().all(|p| *p) {
+            let mut listed: Vec<PlannedManifest> = nested
+                .iter()
+                .cloned()
+                .map(|m| PlannedManifest { present: true, ..m })
+                .collect();
+            listed.extend(pending.iter().map(|p| PlannedManifest {
+                raw: None,
+                digest: p.descriptor.digest.clone(),
+                media_type: p.descriptor.media_type.clone(),
+                size: p.descriptor.size,
+                platform: p.descriptor.platform.as_ref().map(Platform::to_string),
+                depth: p.depth,
+                present: true,
+            }));
+            return Ok(Children::AllPresent(listed));
+        }
+    }
+    // Every kept child manifest, all levels at once.
+    let fetched = futures::stream::iter(pending.into_iter().map(|p| async move {
+        let raw = fetch(src, &p.descriptor, Some(&p.who)).await?;
+        Ok::<_, Error>((raw, p))
+    }))
+    .buffered(jobs)
+    .try_collect()
+    .await?;
+    Ok(Children::Read(fetched))
+}
+
+/// The manifests whose referrers are looked for: the root and every entry (those of dropped
+/// entries are listed as skipped).
+fn subjects_of(root: &Digest, entries: &[PlannedEntry]) -> Vec<Subject> {
     let mut subjects = vec![Subject {
-        digest: plan.root.digest.clone(),
+        digest: root.clone(),
         copied: true,
         label: "the image".into(),
     }];
-    for e in &plan.entries {
+    for e in entries {
         let label = match (&e.platform, &e.attests) {
             (Some(p), None) if p != "unknown/unknown" => p.clone(),
             _ => e.digest.short(),
@@ -510,27 +600,27 @@ async fn add_referrers(
             label,
         });
     }
-    let (mut found, images) = referrers::discover(src, subjects, &opts.referrers).await?;
+    subjects
+}
+
+/// Add what discovery found to the plan: the referrers (whose presence at the destination it
+/// already asked) and the blobs of those to copy, with what the destination has of them.
+async fn add_referrers(
+    plan: &mut Plan,
+    discovered: referrers::Discovered,
+    dst: &dyn Transport,
+    jobs: usize,
+) -> Result<(), Error> {
+    let referrers::Discovered {
+        found,
+        images,
+        tag_sources,
+    } = discovered;
+    plan.referrer_tag_sources = tag_sources;
     if found.is_empty() {
         return Ok(());
     }
     let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
-    for r in found.iter_mut().filter(|r| r.copy) {
-        r.present = match &r.kind {
-            ReferrerKind::Referrer => dst
-                .head_manifest(&Target::Digest(r.digest.clone()))
-                .await
-                .map_err(dest_err)?
-                .is_some(),
-            ReferrerKind::Signature { tag } => {
-                dst.head_manifest(&Target::Tag(tag.clone()))
-                    .await
-                    .map_err(dest_err)?
-                    .as_ref()
-                    == Some(&r.digest)
-            }
-        };
-    }
     let known: BTreeSet<Digest> = plan.blobs.iter().map(|b| b.digest.clone()).collect();
     let mut extra: Vec<PlannedBlob> = blobs_of(
         &images
@@ -552,6 +642,13 @@ async fn add_referrers(
     plan.blobs.extend(extra);
     plan.referrers = found;
     Ok(())
+}
+
+/// Whether every nested index of a walked tree was there to read.
+fn complete(tree: &[walk::Entry]) -> bool {
+    tree.iter().all(|e| {
+        !e.descriptor.is_index() || e.nested.as_ref().is_some_and(|(_, inner)| complete(inner))
+    })
 }
 
 /// HEAD many manifests (or blobs) at once.

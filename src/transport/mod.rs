@@ -9,10 +9,12 @@
 
 mod error;
 pub mod layout;
+pub mod memo;
 pub mod memory;
 pub mod registry;
 
 pub use error::{Fix, Hint, RegistryErrorItem, Side, TransportError, chain};
+pub use memo::RunMemo;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -202,6 +204,13 @@ pub struct Locations {
 impl Locations {
     pub fn new() -> Locations {
         Locations::default()
+    }
+
+    /// Locations whose registry requests keep to these per-host limits for the whole run.
+    pub fn with_limits(limits: registry::Limits) -> Locations {
+        Locations {
+            sessions: registry::Sessions::with_limits(limits),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod output;
 mod plan;
 mod referrers;
 mod reliability;
+mod scale;
 mod support;
 mod support_selftest;
 mod sync;

@@ -16,12 +16,12 @@ fn copy(args: &[&str]) -> std::process::Command {
     support::mirror_cmd("copy", args)
 }
 
-fn tag_of(digest: &str) -> String {
+pub(crate) fn tag_of(digest: &str) -> String {
     digest.replace(':', "-")
 }
 
 /// An SBOM artifact whose subject is `subject` (an entry of `img`); returns its digest and descriptor.
-fn push_sbom(
+pub(crate) fn push_sbom(
     client: &Client,
     repo: &str,
     subject: (&str, &str, u64),
@@ -48,7 +48,7 @@ fn push_sbom(
 }
 
 /// The referrers tag-schema index for `subject`, listing `descriptors`.
-fn push_tag_index(client: &Client, repo: &str, subject: &str, descriptors: Vec<Value>) {
+pub(crate) fn push_tag_index(client: &Client, repo: &str, subject: &str, descriptors: Vec<Value>) {
     let index =
         json!({ "schemaVersion": 2, "mediaType": support::MT_OCI_INDEX, "manifests": descriptors });
     let bytes = serde_json::to_vec(&index).unwrap();
@@ -57,7 +57,7 @@ fn push_tag_index(client: &Client, repo: &str, subject: &str, descriptors: Vec<V
 }
 
 /// A cosign-style signature manifest tagged `sha256-<hex>.sig` next to `subject`.
-fn push_cosign_sig(client: &Client, repo: &str, subject: &str) -> String {
+pub(crate) fn push_cosign_sig(client: &Client, repo: &str, subject: &str) -> String {
     let config = client.upload_blob(repo, b"{}");
     let payload = format!(
         "{{\"critical\":{{\"image\":{{\"docker-manifest-digest\":\"{subject}\"}},\"type\":\"cosign container image signature\"}}}}"

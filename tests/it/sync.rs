@@ -241,13 +241,17 @@ fn a_failure_is_reported_and_the_others_still_run() {
         .find(|i| !i["error"].is_null())
         .unwrap();
     assert!(failed["error"].as_str().unwrap().contains("gone"));
-    // --fail-fast stops at the first failure (it is the last pair here, so put it first).
+    // --fail-fast starts nothing after the first failure (it is the last pair here, so put it
+    // first; one pair at a time, so that nothing else is in flight when it fails).
     let text = std::fs::read_to_string(&w.config)
         .unwrap()
         .replace(r#"tags: ["v1"]"#, r#"tags: ["gone", "v1"]"#);
     std::fs::write(&w.config, text).unwrap();
     let out = run_code(
-        &mut sync(&w.config, &["--fail-fast", "--format", "json"]),
+        &mut sync(
+            &w.config,
+            &["--fail-fast", "--parallel-images", "1", "--format", "json"],
+        ),
         1,
     );
     assert_eq!(support::json(&out)["images"].as_array().unwrap().len(), 1);

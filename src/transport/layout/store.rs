@@ -55,7 +55,8 @@ pub(super) struct Store {
     root: PathBuf,
     /// Set once the layout exists on disk (created or checked by the first write).
     ready: tokio::sync::OnceCell<()>,
-    /// Serializes read-modify-write cycles of `index.json`.
+    /// Serializes read-modify-write cycles of `index.json` within this store (across stores and
+    /// processes: a lock on the directory, [`with_layout_locked`]).
     index_lock: tokio::sync::Mutex<()>,
 }
 
@@ -311,15 +312,18 @@ impl Store {
         let root = self.root.clone();
         let location = self.location();
         blocking(self.root.display(), move || {
-            let label = index_label(&root);
-            let bytes = read_index_bytes(&root, &location)?;
-            IndexFile::parse(&bytes, &label, &location)?;
-            let mut doc: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| layout_err(&location, format!("{label} is not valid JSON: {e}")))?;
-            edit(&mut doc, &label, &location)?;
-            let out = serde_json::to_vec(&doc)
-                .map_err(|e| layout_err(&location, format!("cannot serialize {label}: {e}")))?;
-            write_atomic(&root, INDEX_FILE, &out)
+            with_layout_locked(&root.clone(), move || {
+                let label = index_label(&root);
+                let bytes = read_index_bytes(&root, &location)?;
+                IndexFile::parse(&bytes, &label, &location)?;
+                let mut doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    layout_err(&location, format!("{label} is not valid JSON: {e}"))
+                })?;
+                edit(&mut doc, &label, &location)?;
+                let out = serde_json::to_vec(&doc)
+                    .map_err(|e| layout_err(&location, format!("cannot serialize {label}: {e}")))?;
+                write_atomic(&root, INDEX_FILE, &out)
+            })
         })
         .await
     }
@@ -586,6 +590,10 @@ fn check_layout(root: &Path, location: &str, must_exist: bool) -> Result<bool> {
         }
         Err(e) => return Err(TransportError::io(root.display(), e)),
     }
+    // A writer creating the layout holds the directory's lock until `oci-layout` and
+    // `index.json` are both there (`with_layout_locked`): wait for it, so that a layout is never
+    // seen half made.
+    let _settled = fs::File::open(root).and_then(|dir| dir.lock_shared().map(|()| dir));
     let file = root.join(OCI_LAYOUT_FILE);
     let label = file.display().to_string();
     match read_small(&file, MAX_OCI_LAYOUT_BYTES, &label, location)? {
@@ -651,6 +659,22 @@ fn file_exists(path: &Path) -> Result<bool> {
 /// Create the layout on first write, or check the one that is there.
 fn init_layout(root: &Path, location: &str) -> Result<()> {
     fs::create_dir_all(root).map_err(|e| TransportError::io(root.display(), e))?;
+    with_layout_locked(root, || init_unlocked(root, location))
+}
+
+/// Run `f` holding an exclusive `flock` on the layout directory itself, so that every writer of
+/// one layout (several images of a `sync` in flight, each with its own [`Store`], or another
+/// process) creates it and edits its `index.json` one at a time and loses no entry. The
+/// directory, not a file in it, is locked: `index.json` is replaced by a rename, and the layout
+/// gets no file of ours.
+fn with_layout_locked<T>(root: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let dir = fs::File::open(root).map_err(|e| TransportError::io(root.display(), e))?;
+    dir.lock()
+        .map_err(|e| TransportError::io(root.display(), e))?;
+    f()
+}
+
+fn init_unlocked(root: &Path, location: &str) -> Result<()> {
     let layout_file = root.join(OCI_LAYOUT_FILE);
     let layout_label = layout_file.display().to_string();
     let index_file = root.join(INDEX_FILE);

@@ -157,7 +157,8 @@ impl Transport for RegistryRepo {
                 {
                     return Ok(Some(d));
                 }
-                // No digest header: fall back to the body.
+                // No digest header: fall back to the body (this answer's place given back first).
+                drop(resp);
                 Ok(self.get_manifest(target).await?.map(|m| m.digest))
             }
             s => Err(status_error(&Method::HEAD, &url, s.as_u16())),
@@ -273,7 +274,9 @@ impl Transport for RegistryRepo {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
                 // Not mounted; an upload session was opened instead. Close it.
-                if let Ok(loc) = upload_location(&url, resp.headers()) {
+                let location = upload_location(&url, resp.headers());
+                drop(resp);
+                if let Ok(loc) = location {
                     cancel_upload(&self.session, &self.access, &loc).await;
                 }
                 Ok(false)

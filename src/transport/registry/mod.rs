@@ -14,8 +14,11 @@
 //! - `session`: [`Sessions`], the run's map of one [`Session`] (formerly `RegistryClient`: it is
 //!   the state of a conversation with a host, not a client object) per registry host (HTTP
 //!   connection pool, TLS material, the scheme and challenge learned by the `/v2/` ping,
-//!   credentials, tokens, pacing, the count of uploads being cancelled); created by the caller and
+//!   credentials, tokens, the count of uploads being cancelled); created by the caller and
 //!   passed down, never a process-wide cache.
+//! - `limits`: one limiter per API host for the run (`max-requests` in flight, held until a body
+//!   is read; `requests-per-second` as a token bucket; the registry's own rate-limit pacing), used
+//!   by `send` for every request.
 //! - `request`: **the one path every request takes** (`Session::send`): the ping, token
 //!   fetches, manifest, blob, tag and referrer calls, and the upload POST/PUT/DELETE. It attaches
 //!   the authorization (refreshing a token once on a 401), paces requests while the registry's
@@ -82,6 +85,7 @@ mod auth;
 pub mod credentials;
 mod download;
 mod error;
+mod limits;
 mod request;
 mod session;
 mod tls;
@@ -91,6 +95,7 @@ use std::path::PathBuf;
 
 pub use api::RegistryRepo;
 pub use error::parse_error_body;
+pub use limits::{DEFAULT_MAX_REQUESTS, HostLimits, Limits};
 pub use session::{Session, Sessions};
 pub use tls::{CERTS_D_ENV, DEFAULT_CERTS_D};
 

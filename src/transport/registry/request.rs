@@ -7,8 +7,10 @@
 //!
 //! 1. authorize (`Session::authorization`): the cached `Authorization` for the request's
 //!    [`Access`], fetched when missing, and only when the URL is the registry's own origin;
-//! 2. transmit: wait while the registry reports its quota nearly used up (`ratelimit-remaining`),
-//!    send, and log it (`-v`: method, redacted URL, status, time; never a header);
+//! 2. transmit: wait for the host's limits (`limits`: a permit for `max-requests`, held until the
+//!    answer's body is read; a `requests-per-second` slot; the pause while the registry reports
+//!    its quota nearly used up), send, and log it (`-v`: method, redacted URL, status, time;
+//!    never a header);
 //! 3. classify (the retry policy, in one function): a 401 drops the refused authorization and
 //!    tries once more with a fresh one (a second 401 is an authentication error); an exhausted
 //!    pull quota is [`TransportError::RateLimited`] at once; connection errors, 408, 429 and 5xx
@@ -175,7 +177,7 @@ impl Session {
         }
     }
 
-    /// One attempt on the wire: wait out the rate limit's pause, send, log (`-v`: the redacted
+    /// One attempt on the wire: wait for the host's limits, send, log (`-v`: the redacted
     /// URL only, never headers or tokens), and learn the pause from the answer.
     async fn transmit(
         &self,
@@ -187,9 +189,21 @@ impl Session {
         if let Some(a) = auth {
             builder = builder.header(AUTHORIZATION, a.clone());
         }
-        self.pause().await;
+        // The ping and token fetches (no repository access) are not limited: they are few, a
+        // token server is often another host, and a request waiting for one holds no place.
+        let permit = match &request.access {
+            Some(_) => {
+                self.limiter
+                    .admit(matches!(request.body, Body::Stream(_)))
+                    .await
+            }
+            None => None,
+        };
         let started = Instant::now();
-        let sent = builder.send().await;
+        let sent = match (builder.send().await, permit) {
+            (Ok(resp), Some(permit)) => Ok(super::limits::hold(resp, permit)),
+            (sent, _) => sent,
+        };
         let (method, url) = (&request.method, redact(&request.url));
         match &sent {
             Ok(resp) => {
@@ -297,18 +311,10 @@ impl Session {
         }
     }
 
-    /// Wait the pause the registry's rate limit asks for, if any.
-    async fn pause(&self) {
-        let pause = *self.pace.lock().expect("lock");
-        if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-    }
-
     /// Adjust the pause to the limits an answer reports.
     fn learn_pace(&self, headers: &HeaderMap) {
         if let Some(p) = pace_for(headers) {
-            let mut current = self.pace.lock().expect("lock");
+            let mut current = self.limiter.pace.lock().expect("lock");
             if p > *current {
                 tracing::warn!(registry = %self.registry, pause_ms = p.as_millis() as u64, "the registry's rate limit is nearly used up: pacing requests");
             }

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 use super::RegistryOptions;
 use super::auth::{AuthState, Challenge, challenge_of};
 use super::error::{header_str, status_error};
+use super::limits::{Limiter, Limiters, Limits};
 use super::request::{Request, Retry};
 use super::tls;
 use super::upload::Cancellations;
@@ -31,11 +32,21 @@ pub struct Sessions {
     sessions: std::sync::Mutex<HashMap<String, Arc<Session>>>,
     /// Upload sessions being cancelled in the background, by any of these sessions.
     cancellations: Cancellations,
+    /// One per API host, shared by every session on it (`limits`).
+    limiters: Limiters,
 }
 
 impl Sessions {
     pub fn new() -> Sessions {
         Sessions::default()
+    }
+
+    /// Sessions whose requests keep to these per-host limits.
+    pub fn with_limits(limits: Limits) -> Sessions {
+        Sessions {
+            limiters: Limiters::new(limits),
+            ..Sessions::default()
+        }
     }
 
     /// The session for `registry` with these options, made on first use.
@@ -64,11 +75,13 @@ impl Sessions {
         if let Some(s) = self.sessions.lock().expect("lock").get(&key) {
             return Ok(s.clone());
         }
+        let reads = options.side != crate::transport::Side::Destination;
         let session = Session::open(
             registry,
             api_host,
             options.clone(),
             self.cancellations.clone(),
+            self.limiters.get(registry, api_host, reads),
         )?;
         Ok(self
             .sessions
@@ -100,9 +113,8 @@ pub struct Session {
     /// What the `/v2/` ping learned, once.
     base: OnceCell<Base>,
     pub(super) auth: AuthState,
-    /// The pause between requests while the registry reports a nearly used-up quota
-    /// (`ratelimit-remaining`); zero otherwise.
-    pub(super) pace: std::sync::Mutex<Duration>,
+    /// The host's limits and pace, shared with every session on the host (`limits`).
+    pub(super) limiter: Arc<Limiter>,
     /// Where a dropped upload's background cancellation is counted (the run's, via [`Sessions`]).
     pub(super) cancellations: Cancellations,
 }
@@ -118,7 +130,13 @@ pub(super) struct Base {
 impl Session {
     /// A session of its own, outside any [`Sessions`].
     pub fn new(registry: &str, api_host: &str, options: RegistryOptions) -> Result<Arc<Session>> {
-        Session::open(registry, api_host, options, Cancellations::default())
+        Session::open(
+            registry,
+            api_host,
+            options,
+            Cancellations::default(),
+            Arc::default(),
+        )
     }
 
     fn open(
@@ -126,6 +144,7 @@ impl Session {
         api_host: &str,
         options: RegistryOptions,
         cancellations: Cancellations,
+        limiter: Arc<Limiter>,
     ) -> Result<Arc<Session>> {
         // The process-wide TLS crypto provider (ring); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -153,7 +172,7 @@ impl Session {
             cert_dirs: tls.dirs,
             base: OnceCell::new(),
             auth: AuthState::default(),
-            pace: std::sync::Mutex::new(Duration::ZERO),
+            limiter,
             cancellations,
         }))
     }

@@ -118,6 +118,10 @@ struct Shared {
     /// The throttle: when the next blob byte may go.
     next_send: Mutex<Instant>,
     active: AtomicUsize,
+    /// Requests between their head arriving and the head of their answer going out, and the
+    /// most there ever were at once (see [`FaultProxy::max_in_flight`]).
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -148,6 +152,8 @@ impl FaultProxy {
             sent_429: AtomicBool::new(false),
             next_send: Mutex::new(Instant::now()),
             active: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -193,9 +199,19 @@ impl FaultProxy {
         self.shared.log.lock().unwrap().clone()
     }
 
-    /// Forget the log.
+    /// Forget the log (and the most requests seen in flight at once).
     pub fn clear_log(&self) {
         self.shared.log.lock().unwrap().clear();
+        self.shared.max_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// The most requests that were in flight at once: counted from the arrival of a request's
+    /// head to the departure of its answer's head. A client holds a request's place at least that
+    /// long (it sends the head after taking the place and reads the answer before giving it
+    /// back), so this never exceeds what the client allows itself.
+    pub fn max_in_flight(&self) -> usize {
+        let _ = self.seen();
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Requests that got `fault`.
@@ -291,6 +307,9 @@ fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(String, HeaderList
 }
 
 fn write_head(w: &mut impl Write, first: &str, headers: &HeaderList) -> std::io::Result<()> {
+    if first.starts_with("HTTP/") {
+        answer_started();
+    }
     let mut out = format!("{first}\r\n");
     for (k, v) in headers {
         if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("keep-alive") {
@@ -469,6 +488,9 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
     let Some((request_line, req_headers)) = read_head(&mut from_client)? else {
         return Ok(());
     };
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    ANSWER_PENDING.with(|p| *p.borrow_mut() = Some(shared.in_flight.clone()));
     let mut parts = request_line.split(' ');
     let method = parts.next().unwrap_or("").to_string();
     let target = parts.next().unwrap_or("").to_string();
@@ -494,11 +516,25 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
         &request_line,
         req_headers,
     );
+    answer_started();
     if let Err(e) = &result {
         seen.error = Some(e.to_string());
     }
     shared.log.lock().unwrap().push(seen);
     result
+}
+
+thread_local! {
+    /// The in-flight count of this connection's request, until its answer's head goes out.
+    static ANSWER_PENDING: std::cell::RefCell<Option<Arc<AtomicUsize>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The answer's head is going out (or there will be none): the request is no longer counted.
+fn answer_started() {
+    if let Some(count) = ANSWER_PENDING.with(|p| p.borrow_mut().take()) {
+        count.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Serve one request (its head read) and record in `seen` what happened.

@@ -246,3 +246,30 @@ async fn concurrent_writes() {
     assert_eq!(tags, expect);
     assert_eq!(names_in(&store.root().join("blobs/sha256")).len(), 32);
 }
+
+/// Several images of a `sync` in flight write one layout, each through its own store: every one
+/// of them is listed in the end (the directory lock), and creating the layout races with nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_with_their_own_stores_lose_no_index_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("layout");
+    let mut tasks = Vec::new();
+    for i in 0..24u32 {
+        let root = root.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::new(&root);
+            let m = manifest(&format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"annotations":{{"i":"{i}"}}}}"#
+            ));
+            store
+                .put_manifest(&m, &PushAs::Root { tag: Some(format!("repo{i}:v1")) })
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let tags = Store::new(&root).index().await.unwrap().ref_names();
+    assert_eq!(tags.len(), 24, "{tags:?}");
+}
