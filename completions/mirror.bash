@@ -99,7 +99,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__copy)
-            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --timeout --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -311,7 +315,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__inspect)
-            opts="-v -h --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --verbose --help"
+            opts="-v -h --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --timeout --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,6 +349,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -353,7 +361,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__inventory)
-            opts="-h --format --creds --tls-verify --help"
+            opts="-h --format --creds --tls-verify --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -371,6 +379,10 @@ _mirror() {
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -379,7 +391,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__plan)
-            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --timeout --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +426,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,7 +481,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__sync)
-            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --retry-times --format --report --quiet --verbose --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --retry-times --timeout --format --report --quiet --verbose --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -488,6 +504,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -535,7 +555,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__verify)
-            opts="-v -h --deep --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --verbose --help"
+            opts="-v -h --deep --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --timeout --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -566,6 +586,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

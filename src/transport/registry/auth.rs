@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode, Url};
 
 use super::credentials::{self, Credential, Found};
 use super::error::redact;
-use super::request::{Request, json};
+use super::request::{Request, caps, json};
 use super::session::Session;
 use crate::reference::is_loopback_host;
 use crate::transport::{Fix, Result, TransportError};
@@ -356,7 +356,7 @@ impl Session {
             .body(body);
         let resp = self.token_request(request).await?;
         match resp.status() {
-            s if s.is_success() => Ok(Some(json(resp).await?)),
+            s if s.is_success() => Ok(Some(json(resp, caps::TOKEN).await?)),
             StatusCode::NOT_FOUND
             | StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::BAD_REQUEST
@@ -399,7 +399,7 @@ impl Session {
         }
         let resp = self.token_request(request).await?;
         match resp.status() {
-            s if s.is_success() => json(resp).await,
+            s if s.is_success() => json(resp, caps::TOKEN).await,
             s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(match source {
                 Some(source) => self.auth_error(format!(
                     "the token server refused the credentials from {source} (HTTP {}): check the user name and password, or log in again with `docker login {}`",

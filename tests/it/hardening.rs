@@ -1,0 +1,382 @@
+//! Hardening (issue 14): hostile registries, hostile files and input, real-world layouts.
+//!
+//! What no real registry does (going silent, endless pages, huge bodies) is played by the
+//! [`HostileRegistry`] TEST DOUBLE; what the real registry 2.8 can show is shown on it. No test
+//! here measures time: a stall is shown by the exit code and message and by the requests the
+//! double saw, a cap by how many bytes the double managed to send.
+
+use std::process::Output;
+
+use serde_json::json;
+
+use crate::support::fault_proxy::{FaultProxy, Faults};
+use crate::support::hostile_registry::{HostileRegistry, Reply, Req, not_found, serve_image};
+use crate::support::{self, GeneratedImage, ImageSpec, Registry, generate, run_code};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A small single-platform image (one config, a base and one layer).
+fn small_image() -> GeneratedImage {
+    generate(&ImageSpec {
+        platforms: vec!["linux/amd64"],
+        layers_per_platform: 1,
+        layer_size: 64 * 1024,
+        base_size: 128 * 1024,
+        attestations: false,
+        single: true,
+        ..ImageSpec::default()
+    })
+}
+
+const MIB: u64 = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Hostile registries: pagination
+
+/// A `tags/list` whose `Link` always names one more page.
+fn endless_tags(req: &Req) -> Reply {
+    if req.path() == "/v2/" {
+        return Reply::json(200, json!({}));
+    }
+    if req.path() != "/v2/app/tags/list" {
+        return not_found();
+    }
+    let n: u64 = req
+        .query()
+        .split('&')
+        .find_map(|p| p.strip_prefix("last=t"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+        + 1;
+    Reply::json(200, json!({"name": "app", "tags": [format!("t{n}")]})).with_header(
+        "Link",
+        &format!("</v2/app/tags/list?n=1&last=t{n}>; rel=\"next\""),
+    )
+}
+
+#[test]
+fn an_endless_tags_list_stops_at_the_page_limit() {
+    let hostile = HostileRegistry::start(endless_tags);
+    let out = run_code(
+        &mut support::mirror_cmd("inventory", &[&format!("docker://{}/app", hostile.addr())]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("tags list goes on past 1000 pages"), "{err}");
+    assert_eq!(hostile.requests_to("/tags/list").len(), 1000);
+}
+
+#[test]
+fn a_tags_list_that_links_back_to_a_page_it_sent_is_refused() {
+    let hostile = HostileRegistry::start(|req| {
+        if req.path() == "/v2/app/tags/list" {
+            // Page 2 links back to page 1.
+            let next = if req.query().contains("last=a") {
+                "/v2/app/tags/list?n=1000"
+            } else {
+                "/v2/app/tags/list?n=1000&last=a"
+            };
+            return Reply::json(200, json!({"name": "app", "tags": ["a"]}))
+                .with_header("Link", &format!("<{next}>; rel=\"next\""));
+        }
+        endless_tags(req)
+    });
+    let out = run_code(
+        &mut support::mirror_cmd("inventory", &[&format!("docker://{}/app", hostile.addr())]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("tags list links back to a page it already sent"),
+        "{err}"
+    );
+    assert_eq!(hostile.requests_to("/tags/list").len(), 2);
+}
+
+#[test]
+fn an_endless_referrers_list_stops_at_the_page_limit() {
+    let img = small_image();
+    let served = img.clone();
+    let hostile = HostileRegistry::start(move |req| {
+        if let Some(r) = serve_image(&served, "app", "v1", req) {
+            return r;
+        }
+        if let Some(rest) = req.path().strip_prefix("/v2/app/referrers/") {
+            let page: u64 = req
+                .query()
+                .strip_prefix("page=")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            return Reply::bytes(
+                "application/vnd.oci.image.index.v1+json",
+                serde_json::to_vec(&json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": []
+                }))
+                .unwrap(),
+            )
+            .with_header(
+                "Link",
+                &format!("</v2/app/referrers/{rest}?page={}>; rel=\"next\"", page + 1),
+            );
+        }
+        not_found()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", dir.path().join("out").display());
+    let out = run_code(
+        &mut support::mirror_cmd("copy", &["--no-signatures", &hostile.url("app:v1"), &dest]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("referrers list goes on past 1000 pages"),
+        "{err}"
+    );
+    let pages = hostile
+        .log()
+        .iter()
+        .filter(|s| {
+            s.target
+                .starts_with(&format!("/v2/app/referrers/{}", img.index_digest))
+        })
+        .count();
+    assert_eq!(pages, 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile registries: silence
+
+#[test]
+fn a_registry_that_never_answers_times_out_with_retries_and_names_the_request() {
+    let hostile = HostileRegistry::start(|req| {
+        if req.path() == "/v2/" {
+            return Reply::json(200, json!({}));
+        }
+        Reply::Silence
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", dir.path().join("out").display());
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                "--timeout",
+                "1s",
+                "--retry-times",
+                "2",
+                &hostile.url("app:v1"),
+                &dest,
+            ],
+        ),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "GET http://{}/v2/app/manifests/v1: no answer for 1s (timeout)",
+            hostile.addr()
+        )),
+        "{err}"
+    );
+    // The first try and two retries.
+    assert_eq!(hostile.requests_to("/manifests/v1").len(), 3);
+}
+
+#[test]
+fn a_manifest_body_that_stops_halfway_times_out() {
+    let hostile = HostileRegistry::start(|req| {
+        if req.path() == "/v2/" {
+            return Reply::json(200, json!({}));
+        }
+        Reply::StallBody {
+            status: 200,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/vnd.oci.image.manifest.v1+json".into(),
+            )],
+            content_length: 1000,
+            first: b"{\"schemaVersion\":".to_vec(),
+        }
+    });
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "inspect",
+            &[
+                "--timeout",
+                "1",
+                "--retry-times",
+                "0",
+                &hostile.url("app:v1"),
+            ],
+        ),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("no data for 1s (timeout)"), "{err}");
+    assert!(err.contains("/v2/app/manifests/v1"), "{err}");
+}
+
+#[test]
+fn a_blob_download_that_goes_silent_is_resumed_then_fails_naming_the_blob() {
+    let img = small_image();
+    let layer = img.entries[0].blobs.last().unwrap().clone();
+    let served = img.clone();
+    let stalled = layer.clone();
+    let hostile = HostileRegistry::start(move |req| {
+        if req.method == "GET" && req.path().ends_with(&format!("/blobs/{stalled}")) {
+            let bytes = &served.blobs[&stalled];
+            return Reply::StallBody {
+                status: 200,
+                headers: vec![],
+                content_length: bytes.len() as u64,
+                first: bytes[..bytes.len() / 2].to_vec(),
+            };
+        }
+        serve_image(&served, "app", "v1", req).unwrap_or_else(not_found)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", dir.path().join("out").display());
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                "--timeout",
+                "1",
+                "--retry-times",
+                "1",
+                "--no-referrers",
+                "--no-signatures",
+                &hostile.url("app:v1"),
+                &dest,
+            ],
+        ),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("timeout"), "{err}");
+    assert!(err.contains(&layer), "{err}");
+    // The stalled download was resumed (a second GET) before giving up.
+    assert!(hostile.requests_to(&format!("/blobs/{layer}")).len() >= 2);
+}
+
+#[test]
+fn a_slow_transfer_that_keeps_moving_is_not_cut_by_the_timeout() {
+    // 64 KiB/s through the proxy: the 128 KiB base layer alone takes about 2 s, twice the
+    // timeout, and arrives whole, because bytes keep coming.
+    let src = Registry::start();
+    let img = small_image();
+    src.push_image(&img, "app:v1");
+    let proxy = FaultProxy::start(
+        &src.addr(),
+        Faults {
+            throttle_blob_bytes_per_sec: Some(64 * 1024),
+            ..Default::default()
+        },
+    );
+    let dst = Registry::start();
+    run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                "--timeout",
+                "1",
+                "--retry-times",
+                "0",
+                &proxy.url("app:v1"),
+                &dst.url("app:v1"),
+            ],
+        ),
+        0,
+    );
+    assert_eq!(
+        dst.manifest_bytes("app", "v1").as_deref(),
+        Some(&img.index[..])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile registries: huge bodies
+
+/// `prefix` + `item` repeated up to 300 MiB + `suffix`, as a 200 JSON answer.
+fn huge_json(status: u16, prefix: &str, item: &str, suffix: &str) -> Reply {
+    Reply::Huge {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        prefix: prefix.as_bytes().to_vec(),
+        item: item.as_bytes().to_vec(),
+        suffix: suffix.as_bytes().to_vec(),
+        total: 300 * MIB,
+    }
+}
+
+#[test]
+fn a_300_mib_tags_list_is_refused_at_its_cap() {
+    let hostile = HostileRegistry::start(|req| match req.path() {
+        "/v2/" => Reply::json(200, json!({})),
+        "/v2/app/tags/list" => huge_json(
+            200,
+            "{\"name\":\"app\",\"tags\":[\"",
+            "a-tag-name\",\"",
+            "z\"]}",
+        ),
+        _ => not_found(),
+    });
+    let out = run_code(
+        &mut support::mirror_cmd("inventory", &[&format!("docker://{}/app", hostile.addr())]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+    let sent = hostile.requests_to("/tags/list")[0].body_bytes;
+    assert!(sent < 64 * MIB, "mirror read on: {sent} bytes went out");
+}
+
+#[test]
+fn a_300_mib_token_answer_is_refused_at_its_cap() {
+    let hostile = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let addr = hostile.clone();
+    let registry = HostileRegistry::start(move |req| match req.path() {
+        "/v2/" | "/v2/app/manifests/v1" => Reply::json(401, json!({"errors": []})).with_header(
+            "WWW-Authenticate",
+            &format!(
+                "Bearer realm=\"http://{}/token\",service=\"hostile\"",
+                addr.get().unwrap()
+            ),
+        ),
+        "/token" => huge_json(200, "{\"token\":\"", "abcdefghijklmnop", "\"}"),
+        _ => not_found(),
+    });
+    hostile.set(registry.addr()).unwrap();
+    let out = run_code(
+        &mut support::mirror_cmd("inspect", &["--retry-times", "0", &registry.url("app:v1")]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("larger than 1 MiB"), "{err}");
+    let sent: u64 = registry
+        .requests_to("/token")
+        .iter()
+        .map(|s| s.body_bytes)
+        .sum();
+    assert!(sent < 64 * MIB, "mirror read on: {sent} bytes went out");
+}
+
+#[test]
+fn a_300_mib_error_body_is_not_read() {
+    let hostile = HostileRegistry::start(|req| match req.path() {
+        "/v2/" => Reply::json(200, json!({})),
+        _ => huge_json(403, "{\"errors\":[", "{\"code\":\"DENIED\"},", "{}]}"),
+    });
+    let out = run_code(
+        &mut support::mirror_cmd("inspect", &["--retry-times", "0", &hostile.url("app:v1")]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("403"), "{err}");
+    let sent = hostile.requests_to("/manifests/v1")[0].body_bytes;
+    assert!(sent < 64 * MIB, "mirror read on: {sent} bytes went out");
+}
