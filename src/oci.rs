@@ -48,6 +48,29 @@ pub const ARTIFACT_STRIPPED_ORIGINAL: &str = "application/vnd.dev.mirror.strippe
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_JSON: &[u8] = b"{}";
 
+/// Text read from a file or a peer (a ref name, a tag, an annotation), fit for a terminal:
+/// control characters (C0, DEL, C1: escape sequences, carriage returns, bells) are written as
+/// `\u{1b}` escapes, and so are the bidirectional overrides that reorder what is shown, and a
+/// backslash as `\\` so an escape cannot be faked; the rest is kept.
+pub fn escape_for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(|c| hidden(c) || c == '\\') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn is_index_media_type(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
@@ -703,5 +726,16 @@ mod tests {
             r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":1}}],"annotations":{{"x":"y","{ANNOTATION_STRIPPED_FROM}":"{from}"}}}}"#
         );
         assert_eq!(std::str::from_utf8(&out).unwrap(), expect);
+    }
+
+    #[test]
+    fn names_from_files_are_escaped_for_terminals() {
+        assert_eq!(escape_for_terminal("v1.2-alpine"), "v1.2-alpine");
+        assert_eq!(escape_for_terminal("bäh:ü"), "bäh:ü");
+        assert_eq!(
+            escape_for_terminal("v1\u{1b}[2J\r\n\u{7}\u{9b}x"),
+            "v1\\u{1b}[2J\\u{d}\\u{a}\\u{7}\\u{9b}x"
+        );
+        assert_eq!(escape_for_terminal("a\\u{1b}"), "a\\\\u{1b}");
     }
 }

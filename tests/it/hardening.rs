@@ -380,3 +380,84 @@ fn a_300_mib_error_body_is_not_read() {
     let sent = hostile.requests_to("/manifests/v1")[0].body_bytes;
     assert!(sent < 64 * MIB, "mirror read on: {sent} bytes went out");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real-world layouts
+
+/// A layout whose `index.json` has `"manifests": null`, as oras-go writes an empty layout.
+fn null_manifests_layout(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        br#"{"schemaVersion":2,"manifests":null}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_layout_with_null_manifests_is_empty_as_a_source_and_usable_as_a_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("oras");
+    null_manifests_layout(&layout);
+
+    let out = run_code(
+        &mut support::mirror_cmd("inspect", &[&format!("oci:{}", layout.display())]),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("lists no images"), "{err}");
+    assert!(!err.contains("restore it"), "{err}");
+
+    let src = tmp.path().join("src");
+    let img = small_image();
+    img.write_layout(&src, "v1");
+    run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                &format!("oci:{}:v1", src.display()),
+                &format!("oci:{}:v1", layout.display()),
+            ],
+        ),
+        0,
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], img.index_digest.as_str());
+    assert_eq!(support::umoci::tags(&layout), vec!["v1".to_string()]);
+}
+
+#[test]
+fn a_name_two_index_entries_have_is_an_ambiguity_error_not_a_pick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("dup");
+    let one = small_image();
+    let two = generate(&ImageSpec {
+        seed: 7,
+        ..small_image().spec
+    });
+    one.write_layout(&layout, "v1");
+    two.write_layout(&layout, "v2");
+    // Rename v2 to v1: two entries, two digests, one name.
+    let path = layout.join("index.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"v2\"", "\"v1\"");
+    std::fs::write(&path, text).unwrap();
+
+    let dest = tmp.path().join("out");
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                &format!("oci:{}:v1", layout.display()),
+                &format!("oci:{}:v1", dest.display()),
+            ],
+        ),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains("\"v1\" is ambiguous: 2 entries"), "{err}");
+    assert!(!dest.join("index.json").exists());
+}

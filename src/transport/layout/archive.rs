@@ -298,7 +298,7 @@ impl Transport for ArchiveTransport {
         };
         match target {
             Target::Tag(name) => {
-                let Some(entry) = index.tagged(name) else {
+                let Some(entry) = index.tagged(name)? else {
                     return Ok(None);
                 };
                 self.read_manifest(
@@ -321,7 +321,7 @@ impl Transport for ArchiveTransport {
     async fn head_manifest(&self, target: &Target) -> Result<Option<Digest>> {
         match (self.view().await?, target) {
             (View::Missing, _) => Ok(None),
-            (View::Archive(scan), Target::Tag(name)) => match scan.index.tagged(name) {
+            (View::Archive(scan), Target::Tag(name)) => match scan.index.tagged(name)? {
                 None => Ok(None),
                 Some(entry) if scan.blobs.contains_key(&entry.digest) => {
                     Ok(Some(entry.digest.clone()))
@@ -333,7 +333,7 @@ impl Transport for ArchiveTransport {
             }
             (View::Staged(st), Target::Tag(name)) => {
                 let index = st.store.index().await?;
-                let Some(entry) = index.tagged(name) else {
+                let Some(entry) = index.tagged(name)? else {
                     return Ok(None);
                 };
                 if st.base_has(&entry.digest) || st.store.has_blob(&entry.digest).await? {

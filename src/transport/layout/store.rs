@@ -119,7 +119,7 @@ impl Store {
             match target {
                 Target::Tag(name) => {
                     let index = read_index(&root, &location)?;
-                    let Some(entry) = index.tagged(&name) else {
+                    let Some(entry) = index.tagged(&name)? else {
                         return Ok(None);
                     };
                     let path = blob_path(&root, &entry.digest);
@@ -153,7 +153,7 @@ impl Store {
                     return Ok(None);
                 }
                 let index = read_index(&root, &location)?;
-                let Some(entry) = index.tagged(&name) else {
+                let Some(entry) = index.tagged(&name)? else {
                     return Ok(None);
                 };
                 if !file_exists(&blob_path(&root, &entry.digest))? {
