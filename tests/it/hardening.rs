@@ -461,3 +461,42 @@ fn a_name_two_index_entries_have_is_an_ambiguity_error_not_a_pick() {
     assert!(err.contains("\"v1\" is ambiguous: 2 entries"), "{err}");
     assert!(!dest.join("index.json").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input
+
+#[test]
+fn credentials_in_a_reference_or_a_sync_config_are_a_usage_error_and_never_echoed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", tmp.path().join("out").display());
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &["docker://robot:hunter2@127.0.0.1:1/app:v1", &dest],
+        ),
+        2,
+    );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains("robot:***@127.0.0.1:1/app:v1"), "{all}");
+    assert!(
+        all.contains("--src-creds") && all.contains("auth file"),
+        "{all}"
+    );
+
+    let config = tmp.path().join("sync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\nimages:\n  - source: docker://robot:hunter2@127.0.0.1:1/app\n    destination: {dest}\n    tags: [v1]\n"
+        ),
+    )
+    .unwrap();
+    let out = run_code(
+        &mut support::mirror_cmd("sync", &["--config", &config.display().to_string()]),
+        2,
+    );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains("robot:***@"), "{all}");
+}
