@@ -533,13 +533,15 @@ pub struct RawManifest {
 }
 
 impl RawManifest {
-    /// Wrap bytes, computing their digest. The media type falls back to the document's `mediaType`.
+    /// Wrap bytes, computing their digest. The media type is the one the document declares
+    /// (`mediaType`), as it is pushed with that type; else `media_type` (what it was served or
+    /// listed as) when that is a manifest type; else what its shape implies.
     pub fn new(bytes: Bytes, media_type: &str) -> RawManifest {
         let digest = Digest::sha256(&bytes);
-        let media_type = if is_manifest_media_type(media_type) {
-            media_type.to_string()
-        } else {
-            sniff_media_type(&bytes).unwrap_or_else(|| media_type.to_string())
+        let media_type = match declared_media_type(&bytes) {
+            Some(declared) if is_manifest_media_type(&declared) => declared,
+            _ if is_manifest_media_type(media_type) => media_type.to_string(),
+            _ => sniff_media_type(&bytes).unwrap_or_else(|| media_type.to_string()),
         };
         RawManifest {
             bytes,
@@ -567,6 +569,12 @@ impl RawManifest {
             urls: None,
         }
     }
+}
+
+/// The media type a manifest document declares in its own `mediaType` field, if any.
+pub fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    probe.media_type.filter(|m| !m.is_empty())
 }
 
 /// The media type a manifest document names, or implies by its shape.

@@ -500,3 +500,58 @@ fn credentials_in_a_reference_or_a_sync_config_are_a_usage_error_and_never_echoe
     assert!(!all.contains("hunter2"), "{all}");
     assert!(all.contains("robot:***@"), "{all}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real-world manifests
+
+/// A layout whose image manifest lists its layer with one byte too many.
+fn layout_with_a_lying_layer_size(dir: &std::path::Path) -> (GeneratedImage, String) {
+    let img = small_image();
+    img.write_layout(dir, "v1");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&img.index).unwrap();
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let size = manifest["layers"][1]["size"].as_u64().unwrap();
+    manifest["layers"][1]["size"] = json!(size + 1);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = support::digest_of(&bytes);
+    std::fs::write(
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+        &bytes,
+    )
+    .unwrap();
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest, "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}
+    }]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    (img, layer)
+}
+
+#[test]
+fn a_wrong_blob_size_is_caught_when_the_destination_already_has_the_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let (img, layer) = layout_with_a_lying_layer_size(&src);
+    let dst = Registry::start();
+    // The destination already holds the layer (its true bytes), as after an earlier image.
+    dst.client().upload_blob("app", &img.blobs[&layer]);
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[&format!("oci:{}:v1", src.display()), &dst.url("app:v1")],
+        ),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(err.contains(&layer), "{err}");
+    assert!(err.contains("but the destination holds"), "{err}");
+    assert!(
+        dst.manifest_bytes("app", "v1").is_none(),
+        "nothing may be tagged"
+    );
+}
