@@ -555,3 +555,108 @@ fn a_wrong_blob_size_is_caught_when_the_destination_already_has_the_blob() {
         "nothing may be tagged"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Archives
+
+#[test]
+fn a_failed_copy_into_an_oci_archive_leaves_no_staging_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let img = small_image();
+    img.write_layout(&src, "v1");
+    // One blob is gone: the copy fails while other blobs are being written.
+    let layer = img.entries[0].blobs.last().unwrap();
+    std::fs::remove_file(
+        src.join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    for _ in 0..5 {
+        run_code(
+            &mut support::mirror_cmd(
+                "copy",
+                &[
+                    "-q",
+                    &format!("oci:{}:v1", src.display()),
+                    &format!("oci-archive:{}:v1", out_dir.join("a.tar").display()),
+                ],
+            ),
+            1,
+        );
+        assert_eq!(
+            support::list_files(&out_dir),
+            Vec::<String>::new(),
+            "nothing may be left next to the archive"
+        );
+        assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn an_oci_archive_with_hard_links_is_read_like_skopeo_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let img = small_image();
+    img.write_layout(&layout, "v1");
+    // A hard link to a blob, archived before the blob: GNU tar stores the blob as a link to it.
+    let layer = img.entries[0].blobs.last().unwrap();
+    std::fs::hard_link(
+        layout
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+        layout.join("aaa-first"),
+    )
+    .unwrap();
+    let tar = tmp.path().join("linked.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&layout)
+        .args(["aaa-first", "oci-layout", "index.json", "blobs"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let listing = std::process::Command::new("tar")
+        .arg("-tvf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("link to aaa-first"), "{listing}");
+
+    let out = tmp.path().join("out");
+    run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                &format!("oci-archive:{}:v1", tar.display()),
+                &format!("oci:{}:v1", out.display()),
+            ],
+        ),
+        0,
+    );
+    let copied = std::fs::read(
+        out.join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    assert_eq!(&copied, &img.blobs[layer]);
+    // skopeo reads the same archive (its hard-linked blob included) as the same image.
+    let raw = support::skopeo::skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:v1", tar.display()),
+    ])
+    .stdout;
+    assert_eq!(raw, img.index);
+    let by_skopeo = tmp.path().join("skopeo");
+    support::skopeo::skopeo(&[
+        "copy",
+        &format!("oci-archive:{}:v1", tar.display()),
+        &format!("oci:{}:v1", by_skopeo.display()),
+    ]);
+}
