@@ -660,3 +660,116 @@ fn an_oci_archive_with_hard_links_is_read_like_skopeo_reads_it() {
         &format!("oci:{}:v1", by_skopeo.display()),
     ]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signals while a file read blocks
+
+/// Make a FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// Whether a thread of process `pid` waits in the kernel for the other end of a FIFO
+/// (`/proc/PID/task/*/wchan` is `wait_for_partner`: an `open` of a FIFO nobody writes to).
+fn blocked_on_a_fifo(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("wchan"))
+            .is_ok_and(|w| w.trim() == "wait_for_partner")
+    })
+}
+
+/// Start `mirror ARGS`, wait until it is blocked opening a FIFO (a read that will never return),
+/// send `signal`, and return how it ended (it is killed, and the test fails, if it has not ended
+/// 20 s later).
+fn interrupt_blocked_read(args: &[&str], signal: &str) -> Output {
+    use std::time::{Duration, Instant};
+    let mut cmd = support::mirror();
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !blocked_on_a_fifo(child.id()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "mirror ended ({status}) before it blocked on the FIFO:\n{}",
+                stderr(&out)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mirror never blocked on the FIFO"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mirror did not stop within 20 s of {signal} while a read blocked");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!("--- {signal}: {} ---\n{}", out.status, stderr(&out));
+    out
+}
+
+#[test]
+fn ctrl_c_works_while_index_json_is_a_fifo_that_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    mkfifo(&layout.join("index.json"));
+    let src = format!("oci:{}:v1", layout.display());
+    let dst = format!("oci:{}:v1", tmp.path().join("out").display());
+    let out = interrupt_blocked_read(&["copy", &src, &dst], "-INT");
+    assert_eq!(out.status.code(), Some(130));
+}
+
+#[test]
+fn sigterm_works_while_a_blob_is_a_fifo_that_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let img = small_image();
+    img.write_layout(&layout, "v1");
+    let layer = img.entries[0].blobs.last().unwrap();
+    let blob = layout
+        .join("blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    std::fs::remove_file(&blob).unwrap();
+    mkfifo(&blob);
+    let src = format!("oci:{}:v1", layout.display());
+    let dst = format!("oci:{}:v1", tmp.path().join("out").display());
+    let out = interrupt_blocked_read(&["copy", "--jobs", "1", &src, &dst], "-TERM");
+    assert_eq!(out.status.code(), Some(130));
+}
+
+#[test]
+fn ctrl_c_works_while_an_archive_is_a_fifo_that_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("images.tar");
+    mkfifo(&fifo);
+    let src = format!("oci-archive:{}:v1", fifo.display());
+    let out = interrupt_blocked_read(&["inspect", &src], "-INT");
+    assert_eq!(out.status.code(), Some(130));
+}
