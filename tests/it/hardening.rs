@@ -773,3 +773,53 @@ fn ctrl_c_works_while_an_archive_is_a_fifo_that_blocks() {
     let out = interrupt_blocked_read(&["inspect", &src], "-INT");
     assert_eq!(out.status.code(), Some(130));
 }
+
+#[test]
+fn a_copied_artifact_with_a_subject_is_listed_in_the_referrers_tag_on_registry_2_8() {
+    let src = Registry::start();
+    let img = small_image();
+    src.push_image(&img, "app:v1");
+    // An SBOM artifact naming the image as its subject, tagged `sbom` (2.8 has no referrers API).
+    let config = src.client().upload_blob("app", b"{}");
+    let sbom = src
+        .client()
+        .upload_blob("app", b"{\"spdxVersion\":\"SPDX-2.3\"}");
+    let artifact = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": sbom, "size": 26}],
+        "subject": {"mediaType": img.index_media_type, "digest": img.index_digest, "size": img.index.len()},
+        "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}
+    }))
+    .unwrap();
+    let r = src.client().put_manifest(
+        "app",
+        "sbom",
+        "application/vnd.oci.image.manifest.v1+json",
+        &artifact,
+    );
+    assert_eq!(r.0, 201);
+    let dst = Registry::start();
+    run_code(
+        &mut support::mirror_cmd("copy", &[&src.url("app:sbom"), &dst.url("app:sbom")]),
+        0,
+    );
+    let tag = format!("sha256-{}", img.index_digest.trim_start_matches("sha256:"));
+    let index: serde_json::Value =
+        serde_json::from_slice(&dst.manifest_bytes("app", &tag).expect("the referrers tag"))
+            .unwrap();
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        support::digest_of(&artifact).as_str()
+    );
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/spdx+json"
+    );
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.created"],
+        "2026-01-01T00:00:00Z"
+    );
+}
