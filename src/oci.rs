@@ -48,15 +48,36 @@ pub const ARTIFACT_STRIPPED_ORIGINAL: &str = "application/vnd.dev.mirror.strippe
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_JSON: &[u8] = b"{}";
 
+/// Whether `c` would be a control character or reorder text on a terminal.
+fn hidden_on_a_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whole lines of output fit for a terminal: as [`escape_for_terminal`], but the line breaks and
+/// tabs of the text's own layout are kept and backslashes are left alone.
+pub fn escape_controls_in_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c != '\n' && c != '\t' && hidden_on_a_terminal(c);
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Text read from a file or a peer (a ref name, a tag, an annotation), fit for a terminal:
 /// control characters (C0, DEL, C1: escape sequences, carriage returns, bells) are written as
 /// `\u{1b}` escapes, and so are the bidirectional overrides that reorder what is shown, and a
 /// backslash as `\\` so an escape cannot be faked; the rest is kept.
 pub fn escape_for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
+    let hidden = hidden_on_a_terminal;
     if !text.chars().any(|c| hidden(c) || c == '\\') {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -745,5 +766,9 @@ mod tests {
             "v1\\u{1b}[2J\\u{d}\\u{a}\\u{7}\\u{9b}x"
         );
         assert_eq!(escape_for_terminal("a\\u{1b}"), "a\\\\u{1b}");
+        assert_eq!(
+            escape_controls_in_text("tag v1\u{1b}]0;pwned\u{7}\n\tnext \\d\n"),
+            "tag v1\\u{1b}]0;pwned\\u{7}\n\tnext \\d\n"
+        );
     }
 }

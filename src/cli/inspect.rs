@@ -77,7 +77,7 @@ pub fn write(
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     match format {
-        FormatArg::Text => inspection.write_text(out),
+        FormatArg::Text => super::render::write_terminal_text(out, |o| inspection.write_text(o)),
         FormatArg::Json => inspection.write_json(out),
     }
 }

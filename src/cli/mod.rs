@@ -407,7 +407,7 @@ fn run_verify(args: &args::VerifyArgs) -> i32 {
     };
     let mut out = std::io::stdout().lock();
     let written = match args.format {
-        FormatArg::Text => verification.write_text(&mut out),
+        FormatArg::Text => render::write_terminal_text(&mut out, |o| verification.write_text(o)),
         FormatArg::Json => verification.write_json(&mut out),
     };
     match written.and_then(|_| out.flush()) {
@@ -528,7 +528,7 @@ fn write_report(
     let r = match format {
         FormatArg::Json => json(&mut out),
         FormatArg::Text if quiet => Ok(()),
-        FormatArg::Text => text(&mut out),
+        FormatArg::Text => render::write_terminal_text(&mut out, text),
     };
     match r.and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
@@ -570,6 +570,10 @@ fn fail(e: &Error) -> i32 {
     if let Some(advice) = e.advice() {
         msg.push_str(&format!("\n  hint: {}", hint::advice(advice)));
     }
-    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        crate::oci::escape_controls_in_text(&msg)
+    );
     e.exit_code().code()
 }

@@ -823,3 +823,44 @@ fn a_copied_artifact_with_a_subject_is_listed_in_the_referrers_tag_on_registry_2
         "2026-01-01T00:00:00Z"
     );
 }
+
+#[test]
+fn control_characters_in_names_from_files_are_escaped_on_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let one = small_image();
+    let two = generate(&ImageSpec {
+        seed: 9,
+        ..small_image().spec
+    });
+    // An escape sequence that would retitle the terminal, a bell, a carriage return.
+    let evil = "v1\u{1b}]0;pwned\u{7}\rok";
+    one.write_layout(&layout, evil);
+    two.write_layout(&layout, "v2\u{1b}[2J");
+
+    // Two images and no name: the error lists the names.
+    let out = run_code(
+        &mut support::mirror_cmd("inspect", &[&format!("oci:{}", layout.display())]),
+        1,
+    );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        !all.contains('\u{1b}') && !all.contains('\u{7}') && !all.contains('\r'),
+        "{all:?}"
+    );
+    assert!(all.contains("v1\\u{1b}]0;pwned\\u{7}\\u{d}ok"), "{all}");
+
+    // The tree lists the tags.
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "inspect",
+            &[&format!("oci:{}@{}", layout.display(), one.index_digest)],
+        ),
+        0,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+}
