@@ -26,6 +26,26 @@ impl IndexFile {
         label: &str,
         location: &str,
     ) -> Result<IndexFile> {
+        // The common case in one pass, straight into descriptors (an index.json may list
+        // hundreds of thousands of images); anything it refuses is parsed again below, slowly,
+        // to say exactly what is wrong.
+        #[derive(serde::Deserialize)]
+        struct Fast {
+            manifests: Option<Vec<Descriptor>>,
+        }
+        if let Ok(Fast {
+            manifests: entries, ..
+        }) = serde_json::from_slice::<Fast>(bytes)
+            && (entries.is_some()
+                || serde_json::from_slice::<Value>(bytes)
+                    .is_ok_and(|d| d.get("manifests") == Some(&Value::Null)))
+        {
+            return Ok(IndexFile {
+                entries: entries.unwrap_or_default(),
+                label: label.to_string(),
+                location: location.to_string(),
+            });
+        }
         let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
             layout_err(location, format!("{label} is not valid JSON: {e} (restore it, or copy the images again into a new layout)"))
         })?;
