@@ -276,6 +276,13 @@ impl Session {
                 });
             }
         }
+        if let Some(source) = source {
+            tracing::debug!(
+                registry = %self.registry,
+                token_server = realm_url.host_str().unwrap_or(""),
+                "sending the credentials from {source} to the token server the registry named"
+            );
+        }
         let answer = match refresh {
             Some(token) => match self.post_token(&realm_url, service, scopes, &token).await? {
                 Some(a) => a,
