@@ -264,6 +264,48 @@ fn a_blob_download_that_goes_silent_is_resumed_then_fails_naming_the_blob() {
 }
 
 #[test]
+fn a_registry_that_never_answers_an_upload_times_out_naming_the_put() {
+    let hostile = HostileRegistry::start(|req| match (req.method.as_str(), req.path()) {
+        ("GET", "/v2/") => Reply::json(200, json!({})),
+        ("POST", "/v2/app/blobs/uploads/") => {
+            Reply::status(202).with_header("Location", "/v2/app/blobs/uploads/u1")
+        }
+        // The whole body arrives; no answer ever comes.
+        ("PUT", "/v2/app/blobs/uploads/u1") => Reply::Silence,
+        ("DELETE", _) => Reply::status(204),
+        _ => not_found(),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    small_image().write_layout(&src, "v1");
+    let out = run_code(
+        &mut support::mirror_cmd(
+            "copy",
+            &[
+                "--timeout",
+                "1",
+                "--retry-times",
+                "1",
+                "--jobs",
+                "1",
+                &format!("oci:{}:v1", src.display()),
+                &hostile.url("app:v1"),
+            ],
+        ),
+        1,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "PUT http://{}/v2/app/blobs/uploads/u1: no answer for 1s (timeout)",
+            hostile.addr()
+        )),
+        "{err}"
+    );
+    assert!(hostile.requests_to("/v2/app/blobs/uploads/u1").len() >= 2);
+}
+
+#[test]
 fn a_slow_transfer_that_keeps_moving_is_not_cut_by_the_timeout() {
     // 64 KiB/s through the proxy: the 128 KiB base layer alone takes about 2 s, twice the
     // timeout, and arrives whole, because bytes keep coming.
