@@ -99,7 +99,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__copy)
-            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --max-requests --timeout --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -138,6 +138,10 @@ _mirror() {
                     return 0
                     ;;
                 --max-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -315,7 +319,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__inspect)
-            opts="-v -h --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --verbose --help"
+            opts="-v -h --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --timeout --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,6 +353,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -357,7 +365,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__inventory)
-            opts="-h --format --creds --tls-verify --help"
+            opts="-h --format --creds --tls-verify --timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -375,6 +383,10 @@ _mirror() {
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -383,7 +395,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__plan)
-            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --platform --all-platforms --attestations --unbound --referrers --no-referrers --referrers-type --signatures --no-signatures --skip-missing-platforms --on-sparse-reject --dry-run --state --jobs --retry-times --max-requests --timeout --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,6 +434,10 @@ _mirror() {
                     return 0
                     ;;
                 --max-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -473,7 +489,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__sync)
-            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --parallel-images --retry-times --max-requests --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
+            opts="-q -v -h --config --dry-run --fail-fast --state --shard --jobs --parallel-images --retry-times --max-requests --timeout --format --report --quiet --verbose --progress --src-creds --dest-creds --authfile --src-cert-dir --dest-cert-dir --src-tls-verify --dest-tls-verify --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -504,6 +520,10 @@ _mirror() {
                     return 0
                     ;;
                 --max-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -555,7 +575,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__verify)
-            opts="-v -h --deep --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --verbose --help"
+            opts="-v -h --deep --format --creds --authfile --cert-dir --tls-verify --jobs --retry-times --timeout --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -586,6 +606,10 @@ _mirror() {
                     return 0
                     ;;
                 --retry-times)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand copy" -l state -d 'Increme
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l max-requests -d 'Requests in flight to one registry host, blob transfers included' -r
+complete -c mirror -n "__fish_mirror_using_subcommand copy" -l timeout -d 'A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand copy" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -89,6 +90,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand plan" -l state -d 'Increme
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l jobs -d 'Concurrent transfers' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l max-requests -d 'Requests in flight to one registry host, blob transfers included' -r
+complete -c mirror -n "__fish_mirror_using_subcommand plan" -l timeout -d 'A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand plan" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -123,6 +125,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l tls-verify -d 
 false\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l jobs -d 'Concurrent manifest reads' -r
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand inspect" -l timeout -d 'A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -s v -l verbose -d 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
 complete -c mirror -n "__fish_mirror_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand verify" -l format -d 'Output: a summary (text) or JSON' -r -f -a "text\t''
@@ -134,6 +137,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand verify" -l tls-verify -d '
 false\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand verify" -l jobs -d 'Concurrent manifest reads' -r
 complete -c mirror -n "__fish_mirror_using_subcommand verify" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand verify" -l timeout -d 'A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand verify" -l deep -d 'Also read every blob and check its digest'
 complete -c mirror -n "__fish_mirror_using_subcommand verify" -s v -l verbose -d 'Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)'
 complete -c mirror -n "__fish_mirror_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -144,6 +148,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand sync" -l jobs -d 'Concurre
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l parallel-images -d '(image, tag) pairs copied at once, sharing one connection pool per registry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l retry-times -d 'Retries of a failed request (connection error, 408, 429, 5xx)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l max-requests -d 'Requests in flight to one registry host, blob transfers included, for hosts the config\'s `registries:` does not limit' -r
+complete -c mirror -n "__fish_mirror_using_subcommand sync" -l timeout -d 'A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l format -d 'The final report on stdout' -r -f -a "text\t''
 json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand sync" -l report -d 'Also write the JSON report to FILE' -r -F
@@ -169,6 +174,7 @@ json\t''"
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l creds -d 'Credentials for the registries' -r
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l tls-verify -d 'Verify the registries\' TLS certificates (=false allows plain http)' -r -f -a "true\t''
 false\t''"
+complete -c mirror -n "__fish_mirror_using_subcommand inventory" -l timeout -d 'A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand inventory" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from copy plan inspect verify sync inventory completions help" -f -a "copy" -d 'Copy one image: an index with its selected children, or one manifest'

@@ -518,6 +518,18 @@ registries:
     }
 
     #[test]
+    fn credentials_in_a_source_are_a_usage_error_with_the_password_redacted() {
+        let e = parse_err(&GOOD.replace(
+            "docker://registry.example.com/app",
+            "docker://robot:hunter2@registry.example.com/app",
+        ));
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("robot:***@registry.example.com"), "{e}");
+        assert!(e.contains("--src-creds"), "{e}");
+        assert!(e.contains("images[2].source"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let e = parse_err(&GOOD.replace(
             "    platforms: [linux/amd64]",

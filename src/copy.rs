@@ -196,7 +196,18 @@ pub async fn push_referrers(
         .iter()
         .filter(|r| r.copy && Some(&r.subject) != skip_subject)
         .collect();
-    if chosen.is_empty() {
+    // Copied manifests that are referrers themselves (an artifact copied as the image, or a
+    // referrer listed in the index) belong in their subject's referrers index too.
+    let own = crate::referrers::naming_a_subject(
+        plan.root
+            .raw
+            .iter()
+            .chain(plan.manifests.iter().filter_map(|m| m.raw.as_ref())),
+    )
+    .into_iter()
+    .filter(|(subject, _)| Some(subject) != skip_subject)
+    .collect::<Vec<_>>();
+    if chosen.is_empty() && own.is_empty() {
         return Ok(());
     }
     chosen.sort_by_key(|r| r.depth);
@@ -236,6 +247,9 @@ pub async fn push_referrers(
             .entry(&r.subject)
             .or_default()
             .push(r.descriptor());
+    }
+    for (subject, d) in &own {
+        by_subject.entry(subject).or_default().push(d.clone());
     }
     for (subject, descriptors) in by_subject {
         let tag = digest_tag(subject);
@@ -789,5 +803,48 @@ mod tests {
             .manifest("app", &w.dst.tag("app", &tag).expect("a referrers tag"))
             .unwrap();
         assert!(String::from_utf8_lossy(&listed.bytes).contains(sbom.digest.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_copied_artifact_is_listed_in_its_subjects_referrers_tag_without_a_referrers_api() {
+        let w = testkit::world();
+        let subject = images::single(&w.src, "app", "linux/amd64", "s");
+        let sbom = images::referrer(&w.src, "app", &subject, "application/spdx+json");
+        // The artifact itself is the image copied (by tag), not found as a referrer.
+        w.src.put_manifest_raw("app", &sbom, Some("v1"));
+        w.dst.put_manifest_raw("app", &subject, None);
+        let mut opts = plan_options(&[]);
+        opts.referrers = crate::referrers::ReferrerOptions::none();
+        let plan = plan(
+            &w.src.repo("app"),
+            &Target::Tag("v1".into()),
+            &w.dst.repo("app"),
+            Some("v1".into()),
+            &opts,
+        )
+        .await
+        .unwrap();
+        assert!(plan.referrers.is_empty());
+        run(&w, &plan).await.unwrap();
+        let tag = crate::referrers::digest_tag(&subject.digest);
+        let listed = w
+            .dst
+            .manifest("app", &w.dst.tag("app", &tag).expect("a referrers tag"))
+            .unwrap();
+        let index: serde_json::Value = serde_json::from_slice(&listed.bytes).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], sbom.digest.as_str());
+        assert_eq!(
+            index["manifests"][0]["artifactType"],
+            "application/spdx+json"
+        );
+        assert_eq!(index["manifests"][0]["size"], sbom.size());
+        // A rerun adds nothing twice.
+        let plan = plan_between(&w, "app", &[]).await;
+        run(&w, &plan).await.unwrap();
+        let again = w
+            .dst
+            .manifest("app", &w.dst.tag("app", &tag).unwrap())
+            .unwrap();
+        assert_eq!(again.digest, listed.digest);
     }
 }

@@ -683,7 +683,7 @@ fn tag_row(t: &TagInfo, left: &str) -> Row {
                 .as_ref()
                 .map(Digest::short)
                 .unwrap_or_else(|| "?".into()),
-            format!("tag {}", t.tag),
+            format!("tag {}", crate::oci::escape_for_terminal(&t.tag)),
         ],
     }
 }

@@ -48,6 +48,50 @@ pub const ARTIFACT_STRIPPED_ORIGINAL: &str = "application/vnd.dev.mirror.strippe
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_JSON: &[u8] = b"{}";
 
+/// Whether `c` would be a control character or reorder text on a terminal.
+fn hidden_on_a_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whole lines of output fit for a terminal: as [`escape_for_terminal`], but the line breaks and
+/// tabs of the text's own layout are kept and backslashes are left alone.
+pub fn escape_controls_in_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c != '\n' && c != '\t' && hidden_on_a_terminal(c);
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Text read from a file or a peer (a ref name, a tag, an annotation), fit for a terminal:
+/// control characters (C0, DEL, C1: escape sequences, carriage returns, bells) are written as
+/// `\u{1b}` escapes, and so are the bidirectional overrides that reorder what is shown, and a
+/// backslash as `\\` so an escape cannot be faked; the rest is kept.
+pub fn escape_for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = hidden_on_a_terminal;
+    if !text.chars().any(|c| hidden(c) || c == '\\') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn is_index_media_type(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
@@ -510,13 +554,15 @@ pub struct RawManifest {
 }
 
 impl RawManifest {
-    /// Wrap bytes, computing their digest. The media type falls back to the document's `mediaType`.
+    /// Wrap bytes, computing their digest. The media type is the one the document declares
+    /// (`mediaType`), as it is pushed with that type; else `media_type` (what it was served or
+    /// listed as) when that is a manifest type; else what its shape implies.
     pub fn new(bytes: Bytes, media_type: &str) -> RawManifest {
         let digest = Digest::sha256(&bytes);
-        let media_type = if is_manifest_media_type(media_type) {
-            media_type.to_string()
-        } else {
-            sniff_media_type(&bytes).unwrap_or_else(|| media_type.to_string())
+        let media_type = match declared_media_type(&bytes) {
+            Some(declared) if is_manifest_media_type(&declared) => declared,
+            _ if is_manifest_media_type(media_type) => media_type.to_string(),
+            _ => sniff_media_type(&bytes).unwrap_or_else(|| media_type.to_string()),
         };
         RawManifest {
             bytes,
@@ -544,6 +590,12 @@ impl RawManifest {
             urls: None,
         }
     }
+}
+
+/// The media type a manifest document declares in its own `mediaType` field, if any.
+pub fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    probe.media_type.filter(|m| !m.is_empty())
 }
 
 /// The media type a manifest document names, or implies by its shape.
@@ -703,5 +755,20 @@ mod tests {
             r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":1}}],"annotations":{{"x":"y","{ANNOTATION_STRIPPED_FROM}":"{from}"}}}}"#
         );
         assert_eq!(std::str::from_utf8(&out).unwrap(), expect);
+    }
+
+    #[test]
+    fn names_from_files_are_escaped_for_terminals() {
+        assert_eq!(escape_for_terminal("v1.2-alpine"), "v1.2-alpine");
+        assert_eq!(escape_for_terminal("bäh:ü"), "bäh:ü");
+        assert_eq!(
+            escape_for_terminal("v1\u{1b}[2J\r\n\u{7}\u{9b}x"),
+            "v1\\u{1b}[2J\\u{d}\\u{a}\\u{7}\\u{9b}x"
+        );
+        assert_eq!(escape_for_terminal("a\\u{1b}"), "a\\\\u{1b}");
+        assert_eq!(
+            escape_controls_in_text("tag v1\u{1b}]0;pwned\u{7}\n\tnext \\d\n"),
+            "tag v1\\u{1b}]0;pwned\\u{7}\n\tnext \\d\n"
+        );
     }
 }

@@ -140,6 +140,12 @@ impl FromStr for ImageRef {
         if input.trim().is_empty() {
             return Err(err("it is empty".into()));
         }
+        if let Some(redacted) = redact_userinfo(input) {
+            return Err(ReferenceError {
+                input: redacted,
+                problem: "credentials do not belong in a reference (they would show in process lists, shell history and logs): give them with --src-creds/--dest-creds (--creds for inspect and verify) or in an auth file (--authfile, or `docker login`)".into(),
+            });
+        }
         if let Some(rest) = input.strip_prefix("docker://") {
             return parse_registry(rest).map(ImageRef::Registry).map_err(err);
         }
@@ -169,6 +175,28 @@ impl FromStr for ImageRef {
         }
         parse_registry(input).map(ImageRef::Registry).map_err(err)
     }
+}
+
+/// A registry reference with user info (`docker://user:pass@host/repo`, `user@host/repo`), with
+/// the password replaced by `***`; `None` for every other reference. Only the host part (before
+/// the first `/`) is looked at: `repo@sha256:…` is a digest, and so is `name@sha256:…`.
+fn redact_userinfo(input: &str) -> Option<String> {
+    if input.starts_with("oci:") || input.starts_with("oci-archive:") {
+        return None;
+    }
+    let (scheme, rest) = match input.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), input),
+    };
+    let (host, path) = rest.split_once('/')?;
+    let (userinfo, host) = host.rsplit_once('@')?;
+    let user = userinfo.split(':').next().unwrap_or("");
+    let shown = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        user.to_string()
+    };
+    Some(format!("{scheme}{shown}@{host}/{path}"))
 }
 
 fn parse_layout(rest: &str) -> Result<LayoutRef, String> {
@@ -457,5 +485,36 @@ mod tests {
             let e = input.parse::<ImageRef>().unwrap_err();
             assert!(e.problem.contains(word), "{input}: {}", e.problem);
         }
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_refused_and_the_password_never_echoed() {
+        for (input, shown) in [
+            (
+                "docker://me:s3cret@host.io/app:v1",
+                "docker://me:***@host.io/app:v1",
+            ),
+            ("me:s3cret@host.io:5000/app", "me:***@host.io:5000/app"),
+            ("me@host.io/app", "me@host.io/app"),
+        ] {
+            let e = input.parse::<ImageRef>().unwrap_err();
+            let text = e.to_string();
+            assert!(!text.contains("s3cret"), "{text}");
+            assert!(text.contains(shown), "{text}");
+            assert!(text.contains("--src-creds"), "{text}");
+            assert!(text.contains("auth file"), "{text}");
+        }
+        // Digests are not user info.
+        assert!(
+            "alpine@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                .parse::<ImageRef>()
+                .is_ok()
+        );
+        assert!(
+            "host.io/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+                .parse::<ImageRef>()
+                .is_ok()
+        );
+        assert_eq!(redact_userinfo("oci:/tmp/a@b/c"), None);
     }
 }

@@ -509,6 +509,34 @@ async fn read_referrer(src: &dyn Transport, d: &Descriptor) -> Result<RawManifes
         })
 }
 
+/// The copied manifests (`manifests`) that name a `subject`, each as `(subject, descriptor)`: the
+/// entry that lists it in its subject's referrers index (its `artifactType`, or for an image
+/// manifest its config's media type, and its annotations), as the distribution spec 1.1 asks a
+/// client to maintain at a registry without the referrers API.
+pub fn naming_a_subject<'a>(
+    manifests: impl IntoIterator<Item = &'a RawManifest>,
+) -> Vec<(Digest, Descriptor)> {
+    manifests
+        .into_iter()
+        .filter_map(|raw| {
+            let parsed = raw.parse().ok()?;
+            let subject = parsed.subject()?.digest.clone();
+            let annotations = match &parsed {
+                oci::Manifest::Index(i) => i.annotations.clone(),
+                oci::Manifest::Image(m) => m.annotations.clone(),
+            };
+            Some((
+                subject,
+                Descriptor {
+                    artifact_type: parsed.artifact_type().map(str::to_string),
+                    annotations: annotations.filter(|a| !a.is_empty()),
+                    ..raw.descriptor()
+                },
+            ))
+        })
+        .collect()
+}
+
 /// The referrers index to store under `sha256-<hex>` at a destination without the referrers API:
 /// what `existing` lists, plus `new` entries it lacks. `None` when nothing is to be added.
 pub fn merged_tag_index(

@@ -178,6 +178,9 @@ pub struct InspectArgs {
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
     pub retry_times: u32,
+    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
     #[arg(short, long)]
     pub verbose: bool,
@@ -201,6 +204,9 @@ pub struct VerifyArgs {
     /// Retries of a failed request (connection error, 408, 429, 5xx)
     #[arg(long, default_value_t = 3)]
     pub retry_times: u32,
+    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
     #[arg(short, long)]
     pub verbose: bool,
@@ -291,6 +297,9 @@ pub struct CopyArgs {
     /// Requests in flight to one registry host, blob transfers included
     #[arg(long, value_name = "N", default_value_t = crate::transport::registry::DEFAULT_MAX_REQUESTS as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_requests: u32,
+    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// The final report on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -340,6 +349,9 @@ pub struct SyncArgs {
     /// `registries:` does not limit
     #[arg(long, value_name = "N", default_value_t = crate::transport::registry::DEFAULT_MAX_REQUESTS as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_requests: u32,
+    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// The final report on stdout
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -374,6 +386,9 @@ pub struct InventoryArgs {
     /// Verify the registries' TLS certificates (=false allows plain http)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
+    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
 }
 
 /// Credentials and TLS for the source and destination registries (shared by copy, plan and sync).
@@ -401,4 +416,38 @@ pub struct RegistryFlags {
     /// Verify the destination registry's TLS certificate (=false allows plain http)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub dest_tls_verify: bool,
+}
+
+/// `--timeout`: whole seconds (`60`), or with a unit (`30s`, `2m`).
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (number, unit) = match t.strip_suffix('s') {
+        Some(n) => (n, 1),
+        None => match t.strip_suffix('m') {
+            Some(n) => (n, 60),
+            None => (t, 1),
+        },
+    };
+    match number.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n * unit)),
+        _ => Err(format!(
+            "{s:?} is not a timeout: expected seconds (60), or 30s, 2m (more than zero)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::parse_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_are_seconds_or_minutes() {
+        assert_eq!(parse_timeout("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["0", "", "1h", "-5", "2.5s", "m"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
 }

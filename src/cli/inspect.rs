@@ -21,6 +21,7 @@ pub fn run(args: &InspectArgs) -> Result<Inspection, Error> {
         &args.reference,
         &args.registry,
         args.retry_times,
+        args.timeout,
         |t, target| Box::pin(async move { crate::inspect::inspect(t, &target, &opts).await }),
     )
 }
@@ -35,6 +36,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<Verification, Error> {
         &args.reference,
         &args.registry,
         args.retry_times,
+        args.timeout,
         |t, target| Box::pin(async move { crate::verify::verify(t, &target, &opts).await }),
     )
 }
@@ -44,12 +46,14 @@ fn read_one<T>(
     reference: &str,
     flags: &OneRegistryFlags,
     retry_times: u32,
+    timeout: std::time::Duration,
     f: impl for<'a> FnOnce(&'a dyn Transport, Target) -> BoxFuture<'a, Result<T, Error>>,
 ) -> Result<T, Error> {
     let reference: ImageRef = reference
         .parse()
         .map_err(|e: crate::reference::ReferenceError| Error::Usage(e.to_string()))?;
-    let options = super::settings::one_registry(flags, retry_times)?;
+    let options =
+        super::settings::timed(super::settings::one_registry(flags, retry_times)?, timeout);
     super::runtime().block_on(async {
         let locations = crate::transport::Locations::new();
         let opened = locations
@@ -73,7 +77,7 @@ pub fn write(
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     match format {
-        FormatArg::Text => inspection.write_text(out),
+        FormatArg::Text => super::render::write_terminal_text(out, |o| inspection.write_text(o)),
         FormatArg::Json => inspection.write_json(out),
     }
 }

@@ -10,6 +10,8 @@ mod settings;
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -53,6 +55,7 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    watch_signals();
     match cli.command {
         Command::Inspect(args) => run_inspect(&args),
         Command::Verify(args) => run_verify(&args),
@@ -67,11 +70,110 @@ pub fn main() -> i32 {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+fn runtime() -> Runtime {
+    Runtime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime"),
+    ))
+}
+
+/// The command's runtime. Dropping a tokio runtime waits for its blocking threads; after a
+/// signal one of them may be stuck for good in a read (a FIFO as `index.json`, a hung mount), so
+/// then it is let go instead (the process is about to exit).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("a runtime until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take()
+            && SIGNALLED.load(Ordering::SeqCst)
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A SIGINT or SIGTERM arrived.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// The command saw the signal ([`interrupted`] resolved) and is winding down itself.
+static HANDLING: AtomicBool = AtomicBool::new(false);
+/// How long a command has to start winding down after a signal before the process exits 130
+/// without it (it is stuck in a blocking read, or does not listen for signals).
+const UNHANDLED_SIGNAL_EXIT: Duration = Duration::from_secs(1);
+/// How long a command that is winding down may take before the process exits 130 anyway (the
+/// partial report and the cancellation of open uploads take at most a few seconds).
+const HANDLED_SIGNAL_EXIT: Duration = Duration::from_secs(15);
+
+/// Listen for SIGINT and SIGTERM from the start, on a thread of its own, so that Ctrl-C works
+/// whatever the command is doing: a command that listens ([`interrupted`]) writes its partial
+/// report and exits 130; one that does not, or is stuck in a read that never returns, is ended
+/// with 130 a moment later. Returns once the handlers are installed.
+fn watch_signals() {
+    let (ready, installed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                let _ = ready.send(());
+                return;
+            };
+            rt.block_on(async move {
+                let signal = signals();
+                let _ = ready.send(());
+                signal.await;
+                SIGNALLED.store(true, Ordering::SeqCst);
+                tokio::time::sleep(UNHANDLED_SIGNAL_EXIT).await;
+                if HANDLING.load(Ordering::SeqCst) {
+                    tokio::time::sleep(HANDLED_SIGNAL_EXIT).await;
+                }
+                let _ = writeln!(std::io::stderr().lock(), "error: interrupted");
+                std::process::exit(crate::error::ExitCode::Interrupted.code());
+            });
+        });
+    if spawned.is_ok() {
+        let _ = installed.recv();
+    }
+}
+
+/// A future that resolves on SIGINT or SIGTERM; the handlers are installed when this returns.
+fn signals() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt()).ok();
+        let term = signal(SignalKind::terminate()).ok();
+        async move {
+            let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = recv(int) => {},
+                _ = recv(term) => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn run_copy(args: &CopyArgs, dry_run: bool) -> i32 {
@@ -152,6 +254,8 @@ async fn interrupted() {
         _ = sigint => {},
         _ = sigterm => {},
     }
+    SIGNALLED.store(true, Ordering::SeqCst);
+    HANDLING.store(true, Ordering::SeqCst);
 }
 
 /// After the engine's future ended or was dropped: upload sessions dropped while open (an
@@ -303,7 +407,7 @@ fn run_verify(args: &args::VerifyArgs) -> i32 {
     };
     let mut out = std::io::stdout().lock();
     let written = match args.format {
-        FormatArg::Text => verification.write_text(&mut out),
+        FormatArg::Text => render::write_terminal_text(&mut out, |o| verification.write_text(o)),
         FormatArg::Json => verification.write_json(&mut out),
     };
     match written.and_then(|_| out.flush()) {
@@ -432,7 +536,7 @@ fn write_report(
     let r = match format {
         FormatArg::Json => json(&mut out),
         FormatArg::Text if quiet => Ok(()),
-        FormatArg::Text => text(&mut out),
+        FormatArg::Text => render::write_terminal_text(&mut out, text),
     };
     match r.and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
@@ -474,6 +578,10 @@ fn fail(e: &Error) -> i32 {
     if let Some(advice) = e.advice() {
         msg.push_str(&format!("\n  hint: {}", hint::advice(advice)));
     }
-    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        crate::oci::escape_controls_in_text(&msg)
+    );
     e.exit_code().code()
 }

@@ -90,7 +90,10 @@ impl Renderer {
     /// destination, which can take a while on a slow registry). Only shown with bars.
     pub fn status(&self, message: impl Into<String>) {
         if let Mode::Bars(b) = &self.mode {
-            b.state().overall.set_message(message.into());
+            let message: String = message.into();
+            b.state()
+                .overall
+                .set_message(crate::oci::escape_controls_in_text(&message).into_owned());
         }
     }
 
@@ -110,6 +113,7 @@ impl Renderer {
     }
 
     fn line(&self, line: &str) {
+        let line = &*crate::oci::escape_controls_in_text(line);
         match &self.mode {
             Mode::Quiet => {}
             Mode::Lines => {
@@ -784,4 +788,17 @@ impl SyncBars {
         s.overall.finish_and_clear();
         let _ = self.multi.clear();
     }
+}
+
+/// Run `write` into a buffer and put the text on `out` with control characters from names in it
+/// escaped ([`crate::oci::escape_controls_in_text`]): a tag or ref name read from a file cannot
+/// move the cursor, retitle the terminal or hide what follows.
+pub fn write_terminal_text(
+    out: &mut dyn Write,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    write(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    out.write_all(crate::oci::escape_controls_in_text(&text).as_bytes())
 }

@@ -105,8 +105,14 @@ pub fn resolve_copy(args: &CopyArgs, dry_run: bool) -> Result<CopyCommand, Error
             ),
             dry_run: dry_run || args.dry_run,
             state: args.state.clone(),
-            source: side(&args.registries, Side::Source, args.retry_times)?,
-            destination: side(&args.registries, Side::Destination, args.retry_times)?,
+            source: timed(
+                side(&args.registries, Side::Source, args.retry_times)?,
+                args.timeout,
+            ),
+            destination: timed(
+                side(&args.registries, Side::Destination, args.retry_times)?,
+                args.timeout,
+            ),
         },
     })
 }
@@ -196,6 +202,11 @@ pub fn one_registry(
     })
 }
 
+/// `--timeout`, for the transport.
+pub fn timed(options: RegistryOptions, timeout: std::time::Duration) -> RegistryOptions {
+    RegistryOptions { timeout, ..options }
+}
+
 /// `--authfile FILE`: it must exist (a typo must not silently mean "no credentials").
 fn authfile(path: Option<&Path>) -> Result<Option<PathBuf>, Error> {
     match path {
@@ -249,8 +260,14 @@ pub fn resolve_sync(
             jobs: args.jobs as usize,
             parallel_images: args.parallel_images as usize,
             retry_times: args.retry_times,
-            source: side(&args.registries, Side::Source, args.retry_times)?,
-            destination: side(&args.registries, Side::Destination, args.retry_times)?,
+            source: timed(
+                side(&args.registries, Side::Source, args.retry_times)?,
+                args.timeout,
+            ),
+            destination: timed(
+                side(&args.registries, Side::Destination, args.retry_times)?,
+                args.timeout,
+            ),
         },
     ))
 }
@@ -275,5 +292,5 @@ pub fn resolve_inventory(
         out.push((r, all_tags));
     }
     let options = registry_options(args.creds.as_deref(), args.tls_verify, 3, "--creds")?;
-    Ok((out, options))
+    Ok((out, timed(options, args.timeout)))
 }

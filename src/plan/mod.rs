@@ -16,7 +16,7 @@ use crate::platform::Platform;
 use crate::reference::Target;
 use crate::referrers::{self, PlannedReferrer, ReferrerOptions, Subject};
 use crate::select::Selection;
-use crate::transport::{SparseSupport, Transport};
+use crate::transport::{BlobState, SparseSupport, Transport};
 use crate::walk;
 
 mod walker;
@@ -342,6 +342,7 @@ pub async fn plan(
                 manifests: &mut manifests,
                 matched: &mut matched,
                 pending: &mut pending,
+                warnings: &mut warnings,
             };
             walker.walk(&root_raw.digest, index, &tree, 1)?;
             if let Some(specs) = &opts.selection.platforms {
@@ -426,8 +427,10 @@ pub async fn plan(
         }
         Children::Read(fetched) => fetched,
     };
+    let mut late_warnings = Vec::new();
     for (raw, p) in fetched {
         let d = &p.descriptor;
+        late_warnings.extend(walker::media_type_disagreement(src, d, &raw));
         let manifest = match raw.parse() {
             Ok(Manifest::Image(m)) => m,
             Ok(Manifest::Index(_)) => {
@@ -468,15 +471,12 @@ pub async fn plan(
     ) {
         m.present = p;
     }
-    let digests: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
-    for (b, p) in blobs.iter_mut().zip(
-        head_all(dst, &digests, jobs, false)
-            .await
-            .map_err(dest_err)?,
-    ) {
+    let present = blobs_present(dst, &blobs, jobs).await?;
+    for (b, p) in blobs.iter_mut().zip(present) {
         b.present = p;
     }
     let mut plan = finish(manifests, blobs, false);
+    plan.warnings.extend(late_warnings);
     add_referrers(&mut plan, discovered?, dst, jobs).await?;
     check_bundles(&mut plan, src, dst, opts).await?;
     Ok(plan)
@@ -620,7 +620,6 @@ async fn add_referrers(
     if found.is_empty() {
         return Ok(());
     }
-    let dest_err = |e| Error::transport(format!("checking {}", dst.location()), e);
     let known: BTreeSet<Digest> = plan.blobs.iter().map(|b| b.digest.clone()).collect();
     let mut extra: Vec<PlannedBlob> = blobs_of(
         &images
@@ -631,12 +630,8 @@ async fn add_referrers(
     .into_iter()
     .filter(|b| !known.contains(&b.digest))
     .collect();
-    let digests: Vec<Digest> = extra.iter().map(|b| b.digest.clone()).collect();
-    for (b, p) in extra.iter_mut().zip(
-        head_all(dst, &digests, jobs, false)
-            .await
-            .map_err(dest_err)?,
-    ) {
+    let present = blobs_present(dst, &extra, jobs).await?;
+    for (b, p) in extra.iter_mut().zip(present) {
         b.present = p;
     }
     plan.blobs.extend(extra);
@@ -665,6 +660,37 @@ async fn head_all(
                 .map(|r| r.is_some())
         } else {
             dst.has_blob(d).await
+        }
+    }))
+    .buffered(jobs)
+    .try_collect()
+    .await
+}
+
+/// Whether the destination has each blob. A blob it holds with another size than the manifests
+/// say is an error naming it: the manifest is wrong (or the destination's copy is), and an image
+/// tagged on top of it could not be pulled.
+async fn blobs_present(
+    dst: &dyn Transport,
+    blobs: &[PlannedBlob],
+    jobs: usize,
+) -> Result<Vec<bool>, Error> {
+    futures::stream::iter(blobs.iter().map(|b| async move {
+        let state = dst
+            .blob_state(&b.digest)
+            .await
+            .map_err(|e| Error::transport(format!("checking {}", dst.location()), e))?;
+        match state {
+            BlobState::Absent => Ok(false),
+            BlobState::Present { size: Some(n) } if n != b.size => Err(Error::invalid(
+                format!("{}@{}", dst.location(), b.digest),
+                format!(
+                    "the blob is listed with {} bytes (by {}), but the destination holds {n} bytes under that digest: the manifest is wrong, so the image would not pull; nothing was tagged",
+                    b.size,
+                    b.used_by.join(", ")
+                ),
+            )),
+            BlobState::Present { .. } => Ok(true),
         }
     }))
     .buffered(jobs)
@@ -751,6 +777,78 @@ mod tests {
             &o,
         )
         .await
+    }
+
+    /// `app:v1` at the source: one manifest whose layer descriptor says `layer_size` bytes.
+    fn manifest_listing_a_layer_as(w: &testkit::World, layer: &[u8], layer_size: u64) {
+        let config = w
+            .src
+            .put_blob_bytes("app", bytes::Bytes::from_static(b"{}"));
+        let layer_digest = w
+            .src
+            .put_blob_bytes("app", bytes::Bytes::copy_from_slice(layer));
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{layer_size}}}]}}"#,
+            oci::OCI_MANIFEST
+        );
+        let raw = RawManifest::new(body.into(), oci::OCI_MANIFEST);
+        w.src.put_manifest_raw("app", &raw, Some("v1"));
+    }
+
+    #[tokio::test]
+    async fn a_blob_the_destination_holds_with_another_size_is_an_error_naming_it() {
+        let w = testkit::world();
+        let layer = b"twelve bytes";
+        manifest_listing_a_layer_as(&w, layer, layer.len() as u64 + 1);
+        let layer_digest = w
+            .dst
+            .put_blob_bytes("app", bytes::Bytes::from_static(layer));
+        let err = plan_of(&w, &[], |_| {}).await.unwrap_err().to_string();
+        assert!(err.contains(&layer_digest.to_string()), "{err}");
+        assert!(
+            err.contains("listed with 13 bytes (by image), but the destination holds 12 bytes"),
+            "{err}"
+        );
+        // The right size is no error, and the blob counts as present.
+        let w = testkit::world();
+        manifest_listing_a_layer_as(&w, layer, layer.len() as u64);
+        w.dst
+            .put_blob_bytes("app", bytes::Bytes::from_static(layer));
+        let plan = plan_of(&w, &[], |_| {}).await.unwrap();
+        assert!(plan.blobs.iter().any(|b| b.present));
+    }
+
+    #[tokio::test]
+    async fn a_child_is_planned_with_the_media_type_its_body_declares_and_a_warning() {
+        let w = testkit::world();
+        let child = images::single(&w.src, "app", "linux/amd64", "x");
+        // The index lists the OCI manifest as a Docker one.
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+            oci::OCI_INDEX,
+            oci::DOCKER_MANIFEST,
+            child.digest,
+            child.size()
+        );
+        let raw = RawManifest::new(index.into(), oci::OCI_INDEX);
+        w.src.put_manifest_raw("app", &raw, Some("v1"));
+        let plan = plan_of(&w, &[], |_| {}).await.unwrap();
+        let planned = plan
+            .manifests
+            .iter()
+            .find(|m| m.digest == child.digest)
+            .unwrap();
+        assert_eq!(planned.media_type, oci::OCI_MANIFEST);
+        assert_eq!(planned.raw.as_ref().unwrap().media_type, oci::OCI_MANIFEST);
+        assert!(
+            plan.warnings.iter().any(|w| w.contains(&format!(
+                "is listed as {} but its body declares {}",
+                oci::DOCKER_MANIFEST,
+                oci::OCI_MANIFEST
+            ))),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     #[tokio::test]

@@ -86,6 +86,7 @@ pub(super) struct Walker<'a> {
     pub(super) manifests: &'a mut Vec<PlannedManifest>,
     pub(super) matched: &'a mut BTreeSet<usize>,
     pub(super) pending: &'a mut Vec<Pending>,
+    pub(super) warnings: &'a mut Vec<String>,
 }
 
 impl Walker<'_> {
@@ -106,6 +107,8 @@ impl Walker<'_> {
                 continue;
             }
             let raw = checked(self.src, d, e.raw.clone(), None)?;
+            self.warnings
+                .extend(media_type_disagreement(self.src, d, &raw));
             let Some((child, inner)) = &e.nested else {
                 return Err(Error::invalid(
                     format!("{}@{}", self.src.location(), d.digest),
@@ -194,8 +197,9 @@ pub(super) async fn fetch(
     checked(src, d, raw, who)
 }
 
-/// A child manifest as read: there, of the size its descriptor says, and pushed later with the
-/// descriptor's media type.
+/// A child manifest as read: there, and of the size its descriptor says. It is pushed later with
+/// the media type its own body declares ([`RawManifest::new`]); the descriptor's type is used
+/// only for a body that declares none.
 fn checked(
     src: &dyn Transport,
     d: &Descriptor,
@@ -215,7 +219,9 @@ fn checked(
                     ),
                 ));
             }
-            if oci::is_manifest_media_type(&d.media_type) {
+            if oci::is_manifest_media_type(&d.media_type)
+                && oci::declared_media_type(&raw.bytes).is_none()
+            {
                 raw.media_type = d.media_type.clone();
             }
             Ok(raw)
@@ -227,6 +233,24 @@ fn checked(
             d.digest
         ))),
     }
+}
+
+/// A warning when a child's descriptor and its body disagree about its media type (it is pushed
+/// as its body says).
+pub(super) fn media_type_disagreement(
+    src: &dyn Transport,
+    d: &Descriptor,
+    raw: &RawManifest,
+) -> Option<String> {
+    let declared = oci::declared_media_type(&raw.bytes)?;
+    (oci::is_manifest_media_type(&d.media_type) && declared != d.media_type).then(|| {
+        format!(
+            "{}@{} is listed as {} but its body declares {declared}: it is pushed as {declared}",
+            src.location(),
+            d.digest,
+            d.media_type
+        )
+    })
 }
 
 /// A single-platform source with `--platform`: its config must match.

@@ -6,6 +6,7 @@ mod copy;
 mod docs;
 mod examples;
 mod fallback;
+mod hardening;
 mod layout;
 mod output;
 mod plan;

@@ -52,6 +52,9 @@ struct State {
     scan: Option<Arc<Scan>>,
     /// Where writes go, once something was written.
     staging: Option<Arc<Staging>>,
+    /// Staging directories being made: listed before they are created, so that a write
+    /// cancelled midway (another blob of the copy failed) still leaves none behind.
+    making: Vec<PathBuf>,
 }
 
 /// What one pass over the tar headers found.
@@ -193,6 +196,7 @@ impl ArchiveTransport {
             &self.path,
             &format!(".partial-{:016x}", rand::random::<u64>()),
         );
+        self.state().making.push(dir.clone());
         let seed = base.clone();
         let staging_dir = dir.clone();
         let store = blocking(dir.display(), move || {
@@ -212,7 +216,9 @@ impl ArchiveTransport {
             base,
             dirty: AtomicBool::new(false),
         });
-        self.state().staging = Some(st.clone());
+        let mut state = self.state();
+        state.making.retain(|d| *d != dir);
+        state.staging = Some(st.clone());
         Ok(st)
     }
 
@@ -270,6 +276,9 @@ impl Drop for ArchiveTransport {
             // directory behind.
             let _ = fs::remove_dir_all(st.store.root());
         }
+        for dir in state.making.drain(..) {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -298,7 +307,7 @@ impl Transport for ArchiveTransport {
         };
         match target {
             Target::Tag(name) => {
-                let Some(entry) = index.tagged(name) else {
+                let Some(entry) = index.tagged(name)? else {
                     return Ok(None);
                 };
                 self.read_manifest(
@@ -321,7 +330,7 @@ impl Transport for ArchiveTransport {
     async fn head_manifest(&self, target: &Target) -> Result<Option<Digest>> {
         match (self.view().await?, target) {
             (View::Missing, _) => Ok(None),
-            (View::Archive(scan), Target::Tag(name)) => match scan.index.tagged(name) {
+            (View::Archive(scan), Target::Tag(name)) => match scan.index.tagged(name)? {
                 None => Ok(None),
                 Some(entry) if scan.blobs.contains_key(&entry.digest) => {
                     Ok(Some(entry.digest.clone()))
@@ -333,7 +342,7 @@ impl Transport for ArchiveTransport {
             }
             (View::Staged(st), Target::Tag(name)) => {
                 let index = st.store.index().await?;
-                let Some(entry) = index.tagged(name) else {
+                let Some(entry) = index.tagged(name)? else {
                     return Ok(None);
                 };
                 if st.base_has(&entry.digest) || st.store.has_blob(&entry.digest).await? {
@@ -548,19 +557,40 @@ fn scan_archive(path: &Path, location: &str) -> Result<Option<Scan>> {
     let mut oci_layout = None;
     let mut index_json = None;
     let mut blobs = HashMap::new();
+    // Every regular file's range by name: a hard link entry names one of them (as skopeo, which
+    // unpacks the tar, reads a hard link as the file it links to).
+    let mut files: HashMap<String, (u64, u64)> = HashMap::new();
     {
         let mut archive = tar::Archive::new(io::BufReader::new(SharedFile(file.clone())));
         for entry in archive.entries_with_seek().map_err(bad_tar)? {
-            let mut entry = entry.map_err(bad_tar)?;
+            let entry = entry.map_err(bad_tar)?;
             let kind = entry.header().entry_type();
-            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-                continue;
-            }
             let path_bytes = entry.path_bytes().into_owned();
             let Some(name) = entry_name(&path_bytes) else {
                 continue;
             };
-            let (offset, size) = (entry.raw_file_position(), entry.size());
+            let (offset, size) = if kind == tar::EntryType::Link {
+                let target = entry.link_name_bytes().map(|t| t.into_owned());
+                let target = target.as_deref().and_then(entry_name);
+                match target.and_then(|t| files.get(t)) {
+                    Some(range) => *range,
+                    None => {
+                        return Err(layout_err(
+                            location,
+                            format!(
+                                "{} has a hard link {} to {}, which is no file before it in the archive",
+                                path.display(),
+                                crate::oci::escape_for_terminal(name),
+                                crate::oci::escape_for_terminal(target.unwrap_or("?"))
+                            ),
+                        ));
+                    }
+                }
+            } else if kind.is_file() || kind == tar::EntryType::Continuous {
+                (entry.raw_file_position(), entry.size())
+            } else {
+                continue;
+            };
             if offset.checked_add(size).is_none_or(|end| end > len) {
                 return Err(layout_err(
                     location,
@@ -570,18 +600,27 @@ fn scan_archive(path: &Path, location: &str) -> Result<Option<Scan>> {
                     ),
                 ));
             }
+            files.insert(name.to_string(), (offset, size));
             let label = format!("{name} in {}", path.display());
+            // Positional reads: the scan's own position in the file is left alone.
+            let range = || {
+                RangeReader {
+                    file: file.clone(),
+                    pos: offset,
+                }
+                .take(size)
+            };
             match name {
                 OCI_LAYOUT_FILE => {
                     oci_layout = Some(read_capped(
-                        &mut entry,
+                        range(),
                         MAX_OCI_LAYOUT_BYTES,
                         &label,
                         location,
                     )?)
                 }
                 INDEX_FILE => {
-                    index_json = Some(read_capped(&mut entry, MAX_INDEX_BYTES, &label, location)?)
+                    index_json = Some(read_capped(range(), MAX_INDEX_BYTES, &label, location)?)
                 }
                 _ => {
                     if let Some(digest) = blob_digest(name) {
@@ -853,6 +892,69 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// A tar of `layout` where every file is stored once under `payload/` and listed at its
+    /// layout path as a hard link to that copy (what `tar` makes of hard-linked files).
+    fn tar_with_hard_links(layout: &Path, tar_path: &Path, dangling: bool) {
+        let mut b = tar::Builder::new(fs::File::create(tar_path).unwrap());
+        let mut names = vec!["oci-layout".to_string(), "index.json".to_string()];
+        for f in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().into_owned();
+            names.push(format!("blobs/sha256/{name}"));
+        }
+        for (i, name) in names.iter().enumerate() {
+            let bytes = fs::read(layout.join(name)).unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, format!("payload/{i}"), &bytes[..])
+                .unwrap();
+            let mut link = tar::Header::new_ustar();
+            link.set_size(0);
+            link.set_entry_type(tar::EntryType::Link);
+            let target = if dangling && name == "index.json" {
+                "payload/none".to_string()
+            } else {
+                format!("./payload/{i}")
+            };
+            b.append_link(&mut link, name, target).unwrap();
+        }
+        b.finish().unwrap();
+    }
+
+    #[tokio::test]
+    async fn hard_links_are_read_as_the_file_they_link_to() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = fixture("notation-signed-artifact");
+        let path = tmp.path().join("linked.tar");
+        tar_with_hard_links(&layout, &path, false);
+        let reader = ArchiveTransport::new(&path);
+        let v1 = digest("sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9");
+        let m = reader
+            .get_manifest(&Target::Tag("v1".into()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.digest, v1);
+        for f in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            let bytes = fs::read(f.unwrap().path()).unwrap();
+            let got = read_all(reader.get_blob(&blob_desc(&bytes)).await.unwrap()).await;
+            assert_eq!(got, bytes);
+        }
+
+        let path = tmp.path().join("dangling.tar");
+        tar_with_hard_links(&layout, &path, true);
+        let err = ArchiveTransport::new(&path)
+            .get_manifest(&Target::Tag("v1".into()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hard link index.json to payload/none, which is no file before it"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -120,7 +120,7 @@ impl Store {
             match target {
                 Target::Tag(name) => {
                     let index = read_index(&root, &location)?;
-                    let Some(entry) = index.tagged(&name) else {
+                    let Some(entry) = index.tagged(&name)? else {
                         return Ok(None);
                     };
                     let path = blob_path(&root, &entry.digest);
@@ -154,7 +154,7 @@ impl Store {
                     return Ok(None);
                 }
                 let index = read_index(&root, &location)?;
-                let Some(entry) = index.tagged(&name) else {
+                let Some(entry) = index.tagged(&name)? else {
                     return Ok(None);
                 };
                 if !file_exists(&blob_path(&root, &entry.digest))? {

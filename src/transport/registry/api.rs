@@ -15,7 +15,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use super::auth::Access;
 use super::download::BlobDownload;
 use super::error::{header_str, redact, registry_error, status_error};
-use super::request::{Request, json};
+use super::request::{Request, caps, read_capped};
 use super::session::Session;
 use super::upload::{UploadSession, cancel_upload, upload_location};
 use crate::oci::{
@@ -96,7 +96,8 @@ impl Transport for RegistryRepo {
             return Err(registry_error(&Method::GET, &url, resp).await);
         }
         let location = self.manifest_location(target);
-        if let Some(len) = resp.content_length()
+        if let Some(len) =
+            header_str(resp.headers(), "content-length").and_then(|v| v.trim().parse::<u64>().ok())
             && len > MAX_MANIFEST_BYTES as u64
         {
             return Err(TransportError::Manifest {
@@ -235,7 +236,7 @@ impl Transport for RegistryRepo {
                 HeaderValue::from_static("application/octet-stream"),
             )
             .header(CONTENT_LENGTH, HeaderValue::from(desc.size))
-            .stream(reqwest::Body::wrap_stream(body));
+            .upload(body);
         let resp = match self.send(request).await {
             Ok(r) => r,
             Err(e) => {
@@ -319,7 +320,9 @@ impl Transport for RegistryRepo {
         }
         let mut tags = Vec::new();
         let mut url = self.url("tags/list?n=1000").await?;
+        let mut pages = Pages::new(self.location(), "tags list");
         loop {
+            pages.visit(&url)?;
             let resp = self.send(self.request(Method::GET, &url)).await?;
             if resp.status() == StatusCode::NOT_FOUND {
                 return Err(TransportError::NotFound {
@@ -331,7 +334,9 @@ impl Transport for RegistryRepo {
                 return Err(registry_error(&Method::GET, &url, resp).await);
             }
             let next = next_page(&url, resp.headers())?;
-            let page: TagList = json(resp).await?;
+            let bytes = read_capped(resp, pages.page_cap(caps::TAGS_PAGE)).await?;
+            pages.add(bytes.len());
+            let page: TagList = parse_page(&url, &bytes)?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
                 Some(n) => url = n,
@@ -351,7 +356,9 @@ impl Transport for RegistryRepo {
         }
         let mut url = self.url(&format!("referrers/{subject}")).await?;
         let mut out = Vec::new();
+        let mut pages = Pages::new(self.location(), "referrers list");
         loop {
+            pages.visit(&url)?;
             let request = self
                 .request(Method::GET, &url)
                 .header(ACCEPT, HeaderValue::from_static(crate::oci::OCI_INDEX));
@@ -365,7 +372,9 @@ impl Transport for RegistryRepo {
                 _ => return Err(registry_error(&Method::GET, &url, resp).await),
             }
             let next = next_page(&url, resp.headers())?;
-            let page: List = json(resp).await?;
+            let bytes = read_capped(resp, pages.page_cap(caps::REFERRERS_PAGE)).await?;
+            pages.add(bytes.len());
+            let page: List = parse_page(&url, &bytes)?;
             out.extend(page.manifests);
             match next {
                 Some(n) => url = n,
@@ -410,6 +419,76 @@ fn check_served_media_type(served: &str, raw: &RawManifest, location: &str) -> R
         }
         _ => Ok(()),
     }
+}
+
+/// The pages of one paginated list so far: a `Link` chain that repeats a page, goes on past
+/// [`caps::PAGES`], or adds up to more than [`caps::LIST_TOTAL`] is refused, so a hostile or
+/// broken registry cannot keep us reading forever.
+struct Pages {
+    location: String,
+    what: &'static str,
+    seen: std::collections::HashSet<String>,
+    bytes: usize,
+}
+
+impl Pages {
+    fn new(location: String, what: &'static str) -> Pages {
+        Pages {
+            location,
+            what,
+            seen: Default::default(),
+            bytes: 0,
+        }
+    }
+
+    /// Before reading `url`: refuse a page seen before, or one page too many.
+    fn visit(&mut self, url: &Url) -> Result<()> {
+        if !self.seen.insert(url.to_string()) {
+            return Err(TransportError::protocol(
+                self.location.clone(),
+                format!(
+                    "the registry's {} links back to a page it already sent ({}): stopped after {} pages",
+                    self.what,
+                    redact(url),
+                    self.seen.len()
+                ),
+            ));
+        }
+        if self.seen.len() > caps::PAGES {
+            return Err(TransportError::protocol(
+                self.location.clone(),
+                format!(
+                    "the registry's {} goes on past {} pages: stopped",
+                    self.what,
+                    caps::PAGES
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cap of the next page: its own, or what is left of the list's.
+    fn page_cap(&self, page: usize) -> usize {
+        page.min(caps::LIST_TOTAL.saturating_sub(self.bytes))
+    }
+
+    fn add(&mut self, bytes: usize) {
+        self.bytes += bytes;
+    }
+}
+
+/// One JSON page of a list. The error names the position only.
+fn parse_page<T: serde::de::DeserializeOwned>(url: &Url, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        TransportError::protocol(
+            redact(url),
+            format!(
+                "unexpected answer (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 /// The next page of a paginated list: the `rel="next"` target of the `Link` header, if any.

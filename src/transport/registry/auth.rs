@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode, Url};
 
 use super::credentials::{self, Credential, Found};
 use super::error::redact;
-use super::request::{Request, json};
+use super::request::{Request, caps, json};
 use super::session::Session;
 use crate::reference::is_loopback_host;
 use crate::transport::{Fix, Result, TransportError};
@@ -276,6 +276,13 @@ impl Session {
                 });
             }
         }
+        if let Some(source) = source {
+            tracing::debug!(
+                registry = %self.registry,
+                token_server = realm_url.host_str().unwrap_or(""),
+                "sending the credentials from {source} to the token server the registry named"
+            );
+        }
         let answer = match refresh {
             Some(token) => match self.post_token(&realm_url, service, scopes, &token).await? {
                 Some(a) => a,
@@ -356,7 +363,7 @@ impl Session {
             .body(body);
         let resp = self.token_request(request).await?;
         match resp.status() {
-            s if s.is_success() => Ok(Some(json(resp).await?)),
+            s if s.is_success() => Ok(Some(json(resp, caps::TOKEN).await?)),
             StatusCode::NOT_FOUND
             | StatusCode::METHOD_NOT_ALLOWED
             | StatusCode::BAD_REQUEST
@@ -399,7 +406,7 @@ impl Session {
         }
         let resp = self.token_request(request).await?;
         match resp.status() {
-            s if s.is_success() => json(resp).await,
+            s if s.is_success() => json(resp, caps::TOKEN).await,
             s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(match source {
                 Some(source) => self.auth_error(format!(
                     "the token server refused the credentials from {source} (HTTP {}): check the user name and password, or log in again with `docker login {}`",

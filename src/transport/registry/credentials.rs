@@ -367,6 +367,20 @@ fn run_helper(
     }))
 }
 
+/// A helper that exited with `status`: `None` when it said it has no credentials for the server
+/// (`credentials not found`), else the error. What it printed is never quoted: a helper's stdout
+/// or stderr may hold the secret itself (a debug line, a half-written answer), so the error says
+/// how to see the message instead.
+fn helper_failure(program: &str, status: &str, stdout: &[u8], stderr: &[u8]) -> Option<AuthError> {
+    let said = |b: &[u8]| String::from_utf8_lossy(b).contains("credentials not found");
+    if said(stdout) || said(stderr) {
+        return None;
+    }
+    Some(AuthError(format!(
+        "the credential helper {program} failed ({status}); its output is not shown, as it may hold a secret: run `{program} get` with the registry's server name on stdin to see it"
+    )))
+}
+
 /// `docker-credential-NAME get` with `server` on stdin: `{"Username": …, "Secret": …}` on stdout.
 /// A user of `<token>` means the secret is an identity (refresh) token.
 pub fn run_credential_helper(name: &str, server: &str) -> Result<Option<Credential>, AuthError> {
@@ -392,30 +406,10 @@ pub fn run_credential_helper(name: &str, server: &str) -> Result<Option<Credenti
         .wait_with_output()
         .map_err(|e| AuthError(format!("the credential helper {program} failed: {e}")))?;
     if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stdout);
-        let said_err = String::from_utf8_lossy(&out.stderr);
-        if said.contains("credentials not found") || said_err.contains("credentials not found") {
-            return Ok(None);
-        }
-        // On failure a helper prints an error message, never the secret; keep one short line.
-        let line = said
-            .lines()
-            .chain(said_err.lines())
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect::<String>();
-        return Err(AuthError(format!(
-            "the credential helper {program} failed ({}){}",
-            out.status,
-            if line.is_empty() {
-                String::new()
-            } else {
-                format!(": {line}")
-            }
-        )));
+        return match helper_failure(&program, &out.status.to_string(), &out.stdout, &out.stderr) {
+            None => Ok(None),
+            Some(e) => Err(e),
+        };
     }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -456,6 +450,32 @@ mod tests {
             username: u.into(),
             password: p.into(),
         }
+    }
+
+    #[test]
+    fn a_failing_helper_is_reported_without_quoting_what_it_printed() {
+        let e = helper_failure(
+            "docker-credential-leaky",
+            "exit status: 1",
+            b"",
+            b"debug: sending {\"Secret\":\"s3cr3t-token\"}\n",
+        )
+        .unwrap();
+        assert!(!e.0.contains("s3cr3t"), "{}", e.0);
+        assert!(
+            e.0.contains("docker-credential-leaky failed (exit status: 1)"),
+            "{}",
+            e.0
+        );
+        assert!(
+            helper_failure(
+                "x",
+                "exit status: 1",
+                b"credentials not found in native keychain\n",
+                b""
+            )
+            .is_none()
+        );
     }
 
     fn no_helper(_: &str, _: &str) -> Result<Option<Credential>, AuthError> {

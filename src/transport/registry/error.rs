@@ -23,10 +23,13 @@ pub(super) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// A refusal, with the items of its error body (distribution spec error format).
+/// A refusal, with the items of its error body (distribution spec error format). The body is
+/// read up to its cap; a larger (or unreadable) one is left unread and the refusal has no items.
 pub(super) async fn registry_error(method: &Method, url: &Url, resp: Response) -> TransportError {
     let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let bytes = super::request::read_capped(resp, super::request::caps::ERROR_BODY)
+        .await
+        .unwrap_or_default();
     TransportError::Registry {
         method: method.to_string(),
         url: redact(url),

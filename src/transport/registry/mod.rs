@@ -41,6 +41,13 @@
 //! download cut off midway resumes with a `Range` request, or restarts and skips what was already
 //! delivered (`BlobDownload`), so the upload it feeds never sees a byte twice.
 //!
+//! Timeout: a request that moves no byte for [`RegistryOptions::timeout`] (60 s by default) fails
+//! and is retried like a cut connection (a blob download resumes); it is an idle timeout, never a
+//! deadline on a transfer that keeps moving. Bounded reads: every body is read through one capped
+//! reader (`request::read_capped`; manifests 4 MiB, tag list pages 16 MiB, referrer pages 4 MiB,
+//! token answers and error bodies 1 MiB, a list 64 MiB and 1000 pages in all, a page seen twice is
+//! an error).
+//!
 //! Retries: connection errors, 408, 429 (except an exhausted pull quota, which is reported at
 //! once) and 5xx, up to `retry_times` per request, waiting `200 ms × 2^attempt` plus up to half
 //! again of jitter (at most 10 s), or what `Retry-After` asks (at most 60 s). Never other 4xx, and
@@ -92,6 +99,7 @@ mod tls;
 mod upload;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use api::RegistryRepo;
 pub use error::parse_error_body;
@@ -100,6 +108,9 @@ pub use session::{Session, Sessions};
 pub use tls::{CERTS_D_ENV, DEFAULT_CERTS_D};
 
 use super::{Fix, Hint, Side};
+
+/// The idle timeout of a request unless the caller sets another ([`RegistryOptions::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to reach one registry.
 #[derive(Clone)]
@@ -115,8 +126,12 @@ pub struct RegistryOptions {
     pub cert_dir: Option<PathBuf>,
     /// The certs.d roots; `None`: `$MIRROR_CERTS_D`, else [`DEFAULT_CERTS_D`].
     pub certs_d: Option<Vec<PathBuf>>,
-    /// Retries of a failed request (connection error, 408, 429, 5xx).
+    /// Retries of a failed request (connection error, 408, 429, 5xx, timeout).
     pub retry_times: u32,
+    /// The idle timeout of a request: one that moves no byte for this long (no answer, a body
+    /// that stops coming, an upload the registry stops reading) fails and is retried. A slow
+    /// transfer that keeps moving is never cut.
+    pub timeout: Duration,
     /// Which side of the command this registry is: the hints of errors carry it, so that the
     /// command line can name its own flags for that side.
     pub side: Side,
@@ -131,6 +146,7 @@ impl Default for RegistryOptions {
             cert_dir: None,
             certs_d: None,
             retry_times: 3,
+            timeout: DEFAULT_TIMEOUT,
             side: Side::Either,
         }
     }
@@ -151,6 +167,7 @@ impl std::fmt::Debug for RegistryOptions {
             .field("cert_dir", &self.cert_dir)
             .field("certs_d", &self.certs_d)
             .field("retry_times", &self.retry_times)
+            .field("timeout", &self.timeout)
             .field("side", &self.side)
             .finish()
     }

@@ -17,10 +17,20 @@
 //!    are tried again after [`backoff`]; a TLS failure is a [`TransportError::Tls`] that says what
 //!    to do. Any other answer goes back to the caller, whose status it is to read (404 is
 //!    "absent" for a manifest, an error for a blob).
+//!
+//! The idle timeout ([`RegistryOptions::timeout`](super::RegistryOptions::timeout)) is also
+//! here, once: an attempt that moves no byte for that long (no answer while nothing is being
+//! uploaded, or a body that stops) fails as a [`TransportError::Http`] that names the request,
+//! and is retried like a cut connection. It is not a deadline: a slow transfer that keeps moving
+//! is never cut. Bodies are read through [`read_capped`], so no answer can make us hold more
+//! than its cap ([`caps`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
 
@@ -39,6 +49,8 @@ pub(super) struct Request {
     /// Whose authorization it carries; `None`: none of the registry's (the ping, a token server).
     access: Option<Access>,
     retry: Retry,
+    /// When a byte last moved for this request (the upload body touches it).
+    clock: Arc<IdleClock>,
 }
 
 enum Body {
@@ -71,6 +83,7 @@ impl Request {
             body: Body::Empty,
             access: None,
             retry: Retry::All,
+            clock: Arc::new(IdleClock::new()),
         }
     }
 
@@ -95,6 +108,14 @@ impl Request {
         self.body = Body::Stream(Some(body));
         self.retry = Retry::Never;
         self
+    }
+
+    /// An upload body, read once ([`Request::stream`]); every chunk it yields counts as
+    /// progress for the idle timeout, so a long upload that keeps moving is never cut.
+    pub fn upload(self, body: crate::transport::BlobStream) -> Request {
+        let clock = self.clock.clone();
+        let body = body.inspect(move |_| clock.touch());
+        self.stream(reqwest::Body::wrap_stream(body))
     }
 
     pub fn retry(mut self, retry: Retry) -> Request {
@@ -152,9 +173,35 @@ impl Session {
                 Some(access) if same_origin => self.authorization(access).await?,
                 _ => None,
             };
-            let sent = self.transmit(&mut request, auth.as_ref(), attempt).await;
+            request.clock.touch();
+            let idle = self.options.timeout;
+            let clock = request.clock.clone();
+            let sent = match idle_limited(
+                self.transmit(&mut request, auth.as_ref(), attempt),
+                &clock,
+                idle,
+            )
+            .await
+            {
+                Some(sent) => sent,
+                None => {
+                    let timed_out = TransportError::Http {
+                        method: request.method.to_string(),
+                        url: redact(&request.url),
+                        message: format!("no answer for {} (timeout)", seconds(idle)),
+                    };
+                    tracing::debug!(method = %request.method, url = %redact(&request.url), attempt, "request timed out");
+                    // Like a failed connection: tried again only where those are.
+                    if request.retry != Retry::All || attempt >= self.options.retry_times {
+                        return Err(timed_out);
+                    }
+                    backoff(attempt, None).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
             match self.classify(&request, sent, attempt, same_origin && !refreshed) {
-                Verdict::Answer(resp) => return Ok(resp),
+                Verdict::Answer(resp) => return Ok(with_idle_body(resp, idle)),
                 Verdict::Fail(e) => return Err(e),
                 Verdict::Retry(answer) => {
                     backoff(attempt, answer.as_ref()).await;
@@ -372,14 +419,11 @@ pub(super) async fn backoff(attempt: u32, answer: Option<&HeaderMap>) {
     tokio::time::sleep(backoff_delay(attempt, answer)).await;
 }
 
-/// A JSON answer's body. The error names the position only: the body may hold a token.
-pub(super) async fn json<T: serde::de::DeserializeOwned>(resp: Response) -> Result<T> {
+/// A JSON answer's body, read up to `cap` bytes ([`caps`]). The error names the position only:
+/// the body may hold a token.
+pub(super) async fn json<T: serde::de::DeserializeOwned>(resp: Response, cap: usize) -> Result<T> {
     let url = redact(resp.url());
-    let bytes = resp.bytes().await.map_err(|e| TransportError::Http {
-        method: "GET".into(),
-        url: url.clone(),
-        message: chain(&e),
-    })?;
+    let bytes = read_capped(resp, cap).await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         TransportError::protocol(
             url,
@@ -390,6 +434,154 @@ pub(super) async fn json<T: serde::de::DeserializeOwned>(resp: Response) -> Resu
             ),
         )
     })
+}
+
+/// How much of each kind of answer is read at most: no peer decides how much memory we use.
+pub(super) mod caps {
+    /// A token server's answer.
+    pub const TOKEN: usize = 1 << 20;
+    /// A refusal's error body (one item per missing child of a large index fits).
+    pub const ERROR_BODY: usize = 1 << 20;
+    /// One page of a tags list (registry 2.8 sends every tag on one page).
+    pub const TAGS_PAGE: usize = 16 << 20;
+    /// One page of a referrers list (an OCI index, capped like a manifest).
+    pub const REFERRERS_PAGE: usize = crate::oci::MAX_MANIFEST_BYTES;
+    /// All pages of one list together.
+    pub const LIST_TOTAL: usize = 64 << 20;
+    /// Pages of one list: a `Link` chain that goes on is refused past this.
+    pub const PAGES: usize = 1000;
+}
+
+/// Read a body, refusing it past `cap` bytes (by its `Content-Length` before reading, else as
+/// it comes), so a hostile or broken peer cannot make us hold more. Errors name the request.
+pub(super) async fn read_capped(resp: Response, cap: usize) -> Result<Bytes> {
+    let url = redact(resp.url());
+    let too_large = |n: u64| {
+        TransportError::protocol(
+            url.clone(),
+            format!(
+                "the answer is larger than {} (at least {n} bytes): refusing to read it",
+                size_text(cap)
+            ),
+        )
+    };
+    if let Some(len) =
+        header_str(resp.headers(), "content-length").and_then(|v| v.trim().parse::<u64>().ok())
+        && len > cap as u64
+    {
+        return Err(too_large(len));
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| TransportError::Http {
+            method: "GET".into(),
+            url: url.clone(),
+            message: chain(&e),
+        })?;
+        if body.len() + chunk.len() > cap {
+            return Err(too_large((body.len() + chunk.len()) as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
+fn size_text(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// `60s`, `1.5s` for messages.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// When a byte last moved for one request, as nanoseconds since its creation.
+struct IdleClock {
+    start: Instant,
+    last: AtomicU64,
+}
+
+impl IdleClock {
+    fn new() -> IdleClock {
+        IdleClock {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_nanos() as u64;
+        self.last.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// `fut`, or `None` once `clock` has not moved for `idle`.
+async fn idle_limited<F: std::future::Future>(
+    fut: F,
+    clock: &IdleClock,
+    idle: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        let deadline = tokio::time::Instant::from_std(clock.last() + idle);
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            _ = tokio::time::sleep_until(deadline) => {
+                if clock.last() + idle <= Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The answer with a body that fails once no byte has come for `idle` (each chunk resets it):
+/// every reader (JSON, manifests, blob downloads, which resume after it) gets the timeout.
+fn with_idle_body(resp: Response, idle: Duration) -> Response {
+    use reqwest::ResponseBuilderExt as _;
+    let url = resp.url().clone();
+    let (status, version, headers) = (resp.status(), resp.version(), resp.headers().clone());
+    let body = resp.bytes_stream();
+    let timed = futures::stream::unfold((body, false), move |(mut body, done)| async move {
+        if done {
+            return None;
+        }
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => Some((item.map_err(std::io::Error::other), (body, false))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data for {} (timeout)", seconds(idle)),
+                )),
+                (body, true),
+            )),
+        }
+    });
+    let mut builder = http::Response::builder()
+        .status(status)
+        .version(version)
+        .url(url);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let http = builder
+        .body(reqwest::Body::wrap_stream(timed))
+        .expect("parts of a valid response");
+    Response::from(http)
 }
 
 #[cfg(test)]

@@ -64,13 +64,14 @@ impl Sessions {
             .map(|(u, p)| hex::encode(sha2::Sha256::digest(format!("{u}\0{p}").as_bytes())))
             .unwrap_or_default();
         let key = format!(
-            "{registry}|{api_host}|{secret}|{:?}|{}|{:?}|{:?}|{}|{:?}",
+            "{registry}|{api_host}|{secret}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}",
             options.authfile,
             options.tls_verify,
             options.cert_dir,
             options.certs_d,
             options.retry_times,
-            options.side
+            options.side,
+            options.timeout
         );
         if let Some(s) = self.sessions.lock().expect("lock").get(&key) {
             return Ok(s.clone());

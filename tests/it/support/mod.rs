@@ -6,6 +6,8 @@
 //! - [`imagegen`]: deterministic synthetic images (OCI or Docker, multi-platform, attestations).
 //! - [`fault_proxy::FaultProxy`]: a fault-injecting HTTP proxy TEST DOUBLE in front of a real
 //!   registry (cut downloads and uploads, 503s, 429s, rewritten manifests, throttling).
+//! - [`hostile_registry::HostileRegistry`]: a scripted TEST DOUBLE registry that misbehaves on
+//!   purpose (goes silent, endless or looping pages, huge bodies), for the hardening tests.
 //! - [`http`]: a tiny blocking std-only HTTP/1.1 client and push helpers ([`http::Client`]).
 //! - [`skopeo`], [`umoci`]: the real tools as independent checks.
 //!
@@ -13,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod hostile_registry;
 pub mod http;
 pub mod imagegen;
 pub mod registry;

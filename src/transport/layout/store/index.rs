@@ -14,6 +14,9 @@ use crate::transport::{ANNOTATION_OMITTED_BLOBS, OmittedBlob, Result};
 #[derive(Debug, Clone)]
 pub(in crate::transport::layout) struct IndexFile {
     pub(in crate::transport::layout) entries: Vec<Descriptor>,
+    /// The file and the transport, for errors.
+    label: String,
+    location: String,
 }
 
 impl IndexFile {
@@ -23,10 +26,36 @@ impl IndexFile {
         label: &str,
         location: &str,
     ) -> Result<IndexFile> {
+        // The common case in one pass, straight into descriptors (an index.json may list
+        // hundreds of thousands of images); anything it refuses is parsed again below, slowly,
+        // to say exactly what is wrong.
+        #[derive(serde::Deserialize)]
+        struct Fast {
+            manifests: Option<Vec<Descriptor>>,
+        }
+        if let Ok(Fast {
+            manifests: entries, ..
+        }) = serde_json::from_slice::<Fast>(bytes)
+            && (entries.is_some()
+                || serde_json::from_slice::<Value>(bytes)
+                    .is_ok_and(|d| d.get("manifests") == Some(&Value::Null)))
+        {
+            return Ok(IndexFile {
+                entries: entries.unwrap_or_default(),
+                label: label.to_string(),
+                location: location.to_string(),
+            });
+        }
         let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
             layout_err(location, format!("{label} is not valid JSON: {e} (restore it, or copy the images again into a new layout)"))
         })?;
-        let manifests = doc.get("manifests").and_then(Value::as_array).ok_or_else(|| {
+        // `"manifests": null` is how oras-go writes an empty layout: no images.
+        let no_entries = Vec::new();
+        let manifests = match doc.get("manifests") {
+            Some(Value::Null) => Some(&no_entries),
+            m => m.and_then(Value::as_array),
+        };
+        let manifests = manifests.ok_or_else(|| {
             layout_err(
                 location,
                 format!("{label} has no `manifests` list, so it is not an OCI image index (restore it, or copy the images again into a new layout)"),
@@ -44,30 +73,49 @@ impl IndexFile {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(IndexFile { entries })
+        Ok(IndexFile {
+            entries,
+            label: label.to_string(),
+            location: location.to_string(),
+        })
     }
 
-    /// The entry named `name` (the last one if several are).
-    pub(in crate::transport::layout) fn tagged(&self, name: &str) -> Option<&Descriptor> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|d| d.annotation(ANNOTATION_REF_NAME) == Some(name))
-    }
-
-    /// Every `org.opencontainers.image.ref.name`, once each, in file order.
-    pub(in crate::transport::layout) fn ref_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        for name in self
+    /// The entry named `name`, if any. Entries with that name and different digests are an
+    /// error that says the name is ambiguous (as umoci does): picking one would be a guess.
+    pub(in crate::transport::layout) fn tagged(&self, name: &str) -> Result<Option<&Descriptor>> {
+        let mut named = self
             .entries
             .iter()
-            .filter_map(|d| d.annotation(ANNOTATION_REF_NAME))
-        {
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
+            .filter(|d| d.annotation(ANNOTATION_REF_NAME) == Some(name));
+        let Some(first) = named.next() else {
+            return Ok(None);
+        };
+        let others = named.filter(|d| d.digest != first.digest).count();
+        if others == 0 {
+            return Ok(Some(first));
         }
-        names
+        Err(layout_err(
+            &self.location,
+            format!(
+                "the name {:?} is ambiguous: {} entries of {} with different digests have it ({ANNOTATION_REF_NAME}); name the image by digest ({}@sha256:…), or remove all but one of those entries",
+                crate::oci::escape_for_terminal(name),
+                others + 1,
+                self.label,
+                self.location
+            ),
+        ))
+    }
+
+    /// Every `org.opencontainers.image.ref.name`, once each, in file order (linear: a layout may
+    /// list hundreds of thousands of images).
+    pub(in crate::transport::layout) fn ref_names(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        self.entries
+            .iter()
+            .filter_map(|d| d.annotation(ANNOTATION_REF_NAME))
+            .filter(|name| seen.insert(*name))
+            .map(str::to_string)
+            .collect()
     }
 
     /// The only entry, by digest; `reference` is how the user names this place (`oci:/x`).
@@ -120,6 +168,11 @@ pub(super) fn add_root(
     label: &str,
     location: &str,
 ) -> Result<()> {
+    if let Some(m) = doc.get_mut("manifests")
+        && m.is_null()
+    {
+        *m = Value::Array(vec![]);
+    }
     let manifests = doc
         .get_mut("manifests")
         .and_then(Value::as_array_mut)
@@ -259,5 +312,70 @@ mod tests {
             expect
         );
         assert_eq!(doc["annotations"]["a"], "b");
+    }
+
+    fn index_with(entries: &str) -> IndexFile {
+        IndexFile::parse(
+            format!(r#"{{"schemaVersion":2,"manifests":{entries}}}"#).as_bytes(),
+            "/x/index.json",
+            "oci:/x",
+        )
+        .unwrap()
+    }
+
+    fn entry(digest_seed: &[u8], name: &str) -> String {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":2,"annotations":{{"{ANNOTATION_REF_NAME}":"{name}"}}}}"#,
+            Digest::sha256(digest_seed)
+        )
+    }
+
+    #[test]
+    fn a_null_manifests_list_is_an_empty_layout_and_can_be_written() {
+        let index = index_with("null");
+        assert!(index.entries.is_empty());
+        let err = index
+            .default_target("/x/index.json", "oci:/x", "oci:/x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lists no images"), "{err}");
+        assert!(!err.contains("restore it"), "{err}");
+        let mut doc: Value =
+            serde_json::from_str(r#"{"schemaVersion":2,"manifests":null}"#).unwrap();
+        let m = RawManifest::new(Bytes::from_static(br#"{"schemaVersion":2}"#), "");
+        add_root(&mut doc, &m, Some("v1"), "index.json", "oci:x").unwrap();
+        assert_eq!(doc["manifests"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_name_two_entries_have_is_ambiguous() {
+        let index = index_with(&format!(
+            "[{},{},{}]",
+            entry(b"a", "v1"),
+            entry(b"b", "v1"),
+            entry(b"c", "v2")
+        ));
+        let err = index.tagged("v1").unwrap_err().to_string();
+        assert!(
+            err.contains("\"v1\" is ambiguous: 2 entries of /x/index.json"),
+            "{err}"
+        );
+        assert_eq!(
+            index.tagged("v2").unwrap().unwrap().digest,
+            Digest::sha256(b"c")
+        );
+        assert!(index.tagged("v3").unwrap().is_none());
+    }
+
+    #[test]
+    fn ref_names_of_300000_entries_are_listed_once_each_in_order() {
+        let entries: Vec<String> = (0..300_000u32)
+            .map(|i| entry(&i.to_le_bytes(), &format!("t{}", i % 150_000)))
+            .collect();
+        let index = index_with(&format!("[{}]", entries.join(",")));
+        let names = index.ref_names();
+        assert_eq!(names.len(), 150_000);
+        assert_eq!(names[0], "t0");
+        assert_eq!(names[149_999], "t149999");
     }
 }
