@@ -171,19 +171,7 @@ pub struct InspectArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
     #[command(flatten)]
-    pub registry: OneRegistryFlags,
-    /// Concurrent manifest reads
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
-    /// Retries of a failed request (connection error, 408, 429, 5xx)
-    #[arg(long, default_value_t = 3)]
-    pub retry_times: u32,
-    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
-    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
-    /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
-    #[arg(short, long)]
-    pub verbose: bool,
+    pub read: ReadFlags,
 }
 
 #[derive(Debug, Args)]
@@ -197,25 +185,13 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
     #[command(flatten)]
-    pub registry: OneRegistryFlags,
-    /// Concurrent manifest reads
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
-    /// Retries of a failed request (connection error, 408, 429, 5xx)
-    #[arg(long, default_value_t = 3)]
-    pub retry_times: u32,
-    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
-    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
-    /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
-    #[arg(short, long)]
-    pub verbose: bool,
+    pub read: ReadFlags,
 }
 
-/// Credentials and TLS for the one registry a command reads (inspect, verify).
+/// How `inspect` and `verify` read their one location: credentials and TLS for its registry,
+/// concurrency, retries, the timeout, logging.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Registry")]
-pub struct OneRegistryFlags {
+pub struct ReadFlags {
     /// Credentials for the registry
     #[arg(long, value_name = "USER[:PASS]")]
     pub creds: Option<String>,
@@ -228,6 +204,18 @@ pub struct OneRegistryFlags {
     /// Verify the registry's TLS certificate (=false allows plain http)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
+    /// Concurrent manifest reads
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Retries of a failed request (connection error, 408, 429, 5xx)
+    #[arg(long, default_value_t = 3)]
+    pub retry_times: u32,
+    /// A request that receives no byte for this long fails (and is retried); a slow but moving transfer is never cut (60, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+    /// Log requests and decisions on stderr (MIRROR_LOG=mirror=trace for more)
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,50 +10,39 @@ use crate::reference::{ImageRef, Target};
 use crate::transport::{Opener as _, Transport};
 use crate::verify::{Verification, VerifyOptions};
 
-use super::args::{FormatArg, InspectArgs, OneRegistryFlags, VerifyArgs};
+use super::args::{FormatArg, InspectArgs, ReadFlags, VerifyArgs};
 
 /// Read what `args.reference` names; errors are ready for [`super::fail`].
 pub fn run(args: &InspectArgs) -> Result<Inspection, Error> {
     let opts = InspectOptions {
-        jobs: args.jobs as usize,
+        jobs: args.read.jobs as usize,
     };
-    read_one(
-        &args.reference,
-        &args.registry,
-        args.retry_times,
-        args.timeout,
-        |t, target| Box::pin(async move { crate::inspect::inspect(t, &target, &opts).await }),
-    )
+    read_one(&args.reference, &args.read, |t, target| {
+        Box::pin(async move { crate::inspect::inspect(t, &target, &opts).await })
+    })
 }
 
 /// Check what `args.reference` names.
 pub fn run_verify(args: &VerifyArgs) -> Result<Verification, Error> {
     let opts = VerifyOptions {
         deep: args.deep,
-        jobs: args.jobs as usize,
+        jobs: args.read.jobs as usize,
     };
-    read_one(
-        &args.reference,
-        &args.registry,
-        args.retry_times,
-        args.timeout,
-        |t, target| Box::pin(async move { crate::verify::verify(t, &target, &opts).await }),
-    )
+    read_one(&args.reference, &args.read, |t, target| {
+        Box::pin(async move { crate::verify::verify(t, &target, &opts).await })
+    })
 }
 
 /// Open `reference` read-only and run `f` on it, stopping at Ctrl-C.
 fn read_one<T>(
     reference: &str,
-    flags: &OneRegistryFlags,
-    retry_times: u32,
-    timeout: std::time::Duration,
+    flags: &ReadFlags,
     f: impl for<'a> FnOnce(&'a dyn Transport, Target) -> BoxFuture<'a, Result<T, Error>>,
 ) -> Result<T, Error> {
     let reference: ImageRef = reference
         .parse()
         .map_err(|e: crate::reference::ReferenceError| Error::Usage(e.to_string()))?;
-    let options =
-        super::settings::timed(super::settings::one_registry(flags, retry_times)?, timeout);
+    let options = super::settings::one_registry(flags)?;
     super::runtime().block_on(async {
         let locations = crate::transport::Locations::new();
         let opened = locations

@@ -374,7 +374,7 @@ impl crate::copy::Events for Tally {
 fn run_inspect(args: &InspectArgs) -> i32 {
     let output = render::OutputOptions {
         quiet: false,
-        verbose: args.verbose,
+        verbose: args.read.verbose,
         progress: render::Progress::Never,
     };
     render::init_logging(&output, None);
@@ -397,7 +397,7 @@ fn run_inspect(args: &InspectArgs) -> i32 {
 fn run_verify(args: &args::VerifyArgs) -> i32 {
     let output = render::OutputOptions {
         quiet: false,
-        verbose: args.verbose,
+        verbose: args.read.verbose,
         progress: render::Progress::Never,
     };
     render::init_logging(&output, None);

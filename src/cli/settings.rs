@@ -186,20 +186,18 @@ fn registry_options(
 }
 
 /// The one registry of `inspect` and `verify`.
-pub fn one_registry(
-    flags: &super::args::OneRegistryFlags,
-    retry_times: u32,
-) -> Result<RegistryOptions, Error> {
-    Ok(RegistryOptions {
+pub fn one_registry(flags: &super::args::ReadFlags) -> Result<RegistryOptions, Error> {
+    let options = RegistryOptions {
         authfile: authfile(flags.authfile.as_deref())?,
         cert_dir: cert_dir(flags.cert_dir.as_deref(), "--cert-dir")?,
         ..registry_options(
             flags.creds.as_deref(),
             flags.tls_verify,
-            retry_times,
+            flags.retry_times,
             "--creds",
         )?
-    })
+    };
+    Ok(timed(options, flags.timeout))
 }
 
 /// `--timeout`, for the transport.
