@@ -634,7 +634,13 @@ impl SyncReport {
                             "sparse index refused (kept children are there by digest)".to_string()
                         }
                         Outcome::Stripped => "copied, stripped index".to_string(),
-                        Outcome::Completed => "copied complete".to_string(),
+                        Outcome::Completed => match &r.rejection {
+                            Some(j) if j.policy == "required" => format!(
+                                "copied with the {} entries the registry required",
+                                j.required.len()
+                            ),
+                            _ => "copied complete".to_string(),
+                        },
                         _ => format!("copied {}", human_bytes(r.blobs.totals.transferred_bytes)),
                     };
                     writeln!(
