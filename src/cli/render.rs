@@ -299,23 +299,10 @@ impl Bars {
             finished: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let state = state.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("progress".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        {
-                            let s = lock(&state);
-                            s.poll();
-                            s.overall.tick();
-                        }
-                        std::thread::sleep(TICK);
-                    }
-                })
-                .ok()
-        };
+        let ticker = ticker(&stop, state.clone(), |s: &BarState| {
+            s.poll();
+            s.overall.tick();
+        });
         Bars {
             multi,
             state,
@@ -415,6 +402,24 @@ fn fit(s: &str, width: usize) -> String {
     let mut out: String = s.chars().take(width - 1).collect();
     out.push('…');
     out
+}
+
+/// A thread that redraws `state` every [`TICK`] until `stop` is set.
+fn ticker<S: Send + 'static>(
+    stop: &Arc<AtomicBool>,
+    state: Arc<Mutex<S>>,
+    draw: impl Fn(&S) + Send + 'static,
+) -> Option<JoinHandle<()>> {
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name("progress".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                draw(&lock(&state));
+                std::thread::sleep(TICK);
+            }
+        })
+        .ok()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -738,28 +743,15 @@ impl SyncBars {
             finished: false,
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let state = state.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("progress".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        {
-                            let s = lock(&state);
-                            if s.overall.length().is_some() {
-                                s.overall.set_message(s.overall_message());
-                            }
-                            s.overall.tick();
-                            for (line, _, _) in s.images.values() {
-                                line.tick();
-                            }
-                        }
-                        std::thread::sleep(TICK);
-                    }
-                })
-                .ok()
-        };
+        let ticker = ticker(&stop, state.clone(), |s: &SyncState| {
+            if s.overall.length().is_some() {
+                s.overall.set_message(s.overall_message());
+            }
+            s.overall.tick();
+            for (line, _, _) in s.images.values() {
+                line.tick();
+            }
+        });
         SyncBars {
             multi,
             state,
