@@ -44,6 +44,9 @@ pub struct ArchiveTransport {
     state: Mutex<State>,
     /// Serializes creating the staging layout and packing.
     write_lock: tokio::sync::Mutex<()>,
+    /// Set when the transport is dropped: a staging layout still being created on a blocking
+    /// thread then removes itself (the drop cannot wait for that thread).
+    dropped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Default)]
@@ -103,6 +106,7 @@ impl ArchiveTransport {
             path: path.into(),
             state: Mutex::new(State::default()),
             write_lock: tokio::sync::Mutex::new(()),
+            dropped: Arc::default(),
         }
     }
 
@@ -199,12 +203,19 @@ impl ArchiveTransport {
         self.state().making.push(dir.clone());
         let seed = base.clone();
         let staging_dir = dir.clone();
+        let dropped = self.dropped.clone();
         let store = blocking(dir.display(), move || {
-            let store = Store::new(staging_dir);
-            match &seed {
-                Some(scan) => store.create_with(&scan.oci_layout, &scan.index_json)?,
-                None => store.create_with(NEW_OCI_LAYOUT, NEW_INDEX)?,
+            let store = Store::new(staging_dir.clone());
+            let created = match &seed {
+                Some(scan) => store.create_with(&scan.oci_layout, &scan.index_json),
+                None => store.create_with(NEW_OCI_LAYOUT, NEW_INDEX),
+            };
+            // The transport went away (a failed or interrupted copy) while this ran: whatever
+            // was created after its drop cleaned up must go too.
+            if dropped.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = fs::remove_dir_all(&staging_dir);
             }
+            created?;
             Ok(store)
         })
         .await
@@ -267,6 +278,8 @@ impl ArchiveTransport {
 
 impl Drop for ArchiveTransport {
     fn drop(&mut self) {
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let state = self
             .state
             .get_mut()
