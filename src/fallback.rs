@@ -201,7 +201,9 @@ pub async fn on_refusal(
         });
     }
     // What each way forward costs, measured before any of them changes the destination.
-    let mut rejection = rejection(cx, plan, status, errors.clone()).await?;
+    let (mut rejection, full) = rejection(cx, plan, status, errors.clone()).await?;
+    // The complete plan, while nothing has changed the destination since it was made.
+    let mut full = Some(full);
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut last: Option<(OnSparseReject, Error)> = None;
     for policy in policies.iter() {
@@ -211,7 +213,14 @@ pub async fn on_refusal(
                 counted: plan.clone(),
                 done: done.clone(),
             }),
-            OnSparseReject::Complete => complete(cx, plan, done).await,
+            OnSparseReject::Complete => {
+                let fresh = if attempts.is_empty() {
+                    full.take()
+                } else {
+                    None
+                };
+                complete(cx, plan, done, fresh).await
+            }
             OnSparseReject::Required => required(cx, plan, done, &errors).await,
             OnSparseReject::Strip => strip(cx, plan, done).await,
         };
@@ -259,13 +268,18 @@ fn tried(attempts: &[Attempt]) -> String {
         .join(", ")
 }
 
-/// `complete`: every entry, then the original index.
-async fn complete(cx: &Context<'_>, plan: &Plan, done: &Executed) -> Result<Finished, Error> {
-    let opts = PlanOptions {
-        selection: Selection::everything(),
-        ..cx.plan_options.clone()
+/// `complete`: every entry, then the original index. `fresh`: the complete plan when it was made
+/// after the refusal with nothing written since (else it is made again).
+async fn complete(
+    cx: &Context<'_>,
+    plan: &Plan,
+    done: &Executed,
+    fresh: Option<Result<Plan, Error>>,
+) -> Result<Finished, Error> {
+    let full = match fresh {
+        Some(full) => full?,
+        None => plan_everything(cx, plan).await?,
     };
-    let full = plan::plan(cx.src, cx.target, cx.dst, plan.tag.clone(), &opts).await?;
     let (again, more) = copy::execute(&full, cx.src, cx.dst, cx.exec, cx.events).await?;
     if let RootResult::Refused {
         digest,
@@ -636,27 +650,23 @@ async fn rejection(
     plan: &Plan,
     status: u16,
     errors: Vec<RegistryErrorItem>,
-) -> Result<Rejection, Error> {
+) -> Result<(Rejection, Result<Plan, Error>), Error> {
     let (_, stripped) = strip_tree(plan)?;
-    let full_opts = PlanOptions {
-        selection: Selection::everything(),
-        ..cx.plan_options.clone()
+    let full = plan_everything(cx, plan).await;
+    let (complete_possible, complete_extra_bytes) = match &full {
+        Ok(full) => (
+            true,
+            full.blob_totals().transferred_bytes
+                + full
+                    .manifests
+                    .iter()
+                    .filter(|m| !m.present)
+                    .map(|m| m.size)
+                    .sum::<u64>(),
+        ),
+        Err(_) => (false, 0),
     };
-    let (complete_possible, complete_extra_bytes) =
-        match plan::plan(cx.src, cx.target, cx.dst, plan.tag.clone(), &full_opts).await {
-            Ok(full) => (
-                true,
-                full.blob_totals().transferred_bytes
-                    + full
-                        .manifests
-                        .iter()
-                        .filter(|m| !m.present)
-                        .map(|m| m.size)
-                        .sum::<u64>(),
-            ),
-            Err(_) => (false, 0),
-        };
-    Ok(Rejection {
+    let rejection = Rejection {
         status,
         errors,
         complete_extra_bytes,
@@ -667,5 +677,15 @@ async fn rejection(
         attempts: vec![],
         required: vec![],
         required_extra_bytes: 0,
-    })
+    };
+    Ok((rejection, full))
+}
+
+/// The plan of a copy of every entry of the source index.
+async fn plan_everything(cx: &Context<'_>, plan: &Plan) -> Result<Plan, Error> {
+    let opts = PlanOptions {
+        selection: Selection::everything(),
+        ..cx.plan_options.clone()
+    };
+    plan::plan(cx.src, cx.target, cx.dst, plan.tag.clone(), &opts).await
 }

@@ -464,11 +464,10 @@ pub async fn plan(
 
     // What the destination has.
     let digests: Vec<Digest> = manifests.iter().map(|m| m.digest.clone()).collect();
-    for (m, p) in manifests.iter_mut().zip(
-        head_all(dst, &digests, jobs, true)
-            .await
-            .map_err(dest_err)?,
-    ) {
+    for (m, p) in manifests
+        .iter_mut()
+        .zip(head_all(dst, &digests, jobs).await.map_err(dest_err)?)
+    {
         m.present = p;
     }
     let present = blobs_present(dst, &blobs, jobs).await?;
@@ -549,7 +548,7 @@ async fn read_children(
             .map(|p| p.descriptor.digest.clone())
             .chain(nested.iter().map(|m| m.digest.clone()))
             .collect();
-        let present = head_all(dst, &children, jobs, true)
+        let present = head_all(dst, &children, jobs)
             .await
             .map_err(|e| Error::transport(format!("checking {}", dst.location()), e))?;
         if present.iter().all(|p| *p) {
@@ -646,21 +645,16 @@ fn complete(tree: &[walk::Entry]) -> bool {
     })
 }
 
-/// HEAD many manifests (or blobs) at once.
+/// HEAD many manifests at once (blobs: [`blobs_present`], which also checks sizes).
 async fn head_all(
     dst: &dyn Transport,
     digests: &[Digest],
     jobs: usize,
-    manifests: bool,
 ) -> Result<Vec<bool>, crate::transport::TransportError> {
     futures::stream::iter(digests.iter().map(|d| async move {
-        if manifests {
-            dst.head_manifest(&Target::Digest(d.clone()))
-                .await
-                .map(|r| r.is_some())
-        } else {
-            dst.has_blob(d).await
-        }
+        dst.head_manifest(&Target::Digest(d.clone()))
+            .await
+            .map(|r| r.is_some())
     }))
     .buffered(jobs)
     .try_collect()
